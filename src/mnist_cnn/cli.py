@@ -1,0 +1,190 @@
+"""The `mnist-cnn` command: argparse subcommands; `main(argv)` returns the exit code.
+
+This is the only module that prints or chooses exit codes. Library errors
+(`MnistCnnError`) become one line on stderr; Ctrl-C during training exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mnist_cnn import __version__
+from mnist_cnn.errors import MnistCnnError
+
+PROG = "mnist-cnn"
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the IDX files (<dataset>/<file> or the files directly, "
+                        ".gz or raw); default: $MNIST_CNN_DATA, then ~/.cache/mnist-cnn")
+
+
+# ---------------------------------------------------------------- summary
+
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="print the model summary table, as the lesson shows it")
+    p.add_argument("--arch", default="seed", help="architecture: seed (default), seed-pool3")
+    p.add_argument("--conv-only", action="store_true",
+                   help="only the convolutional base (the lesson's first table)")
+    p.set_defaults(func=cmd_summary)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from mnist_cnn.model import conv_base, get_architecture
+    from mnist_cnn.summary import render_keras, summarize
+
+    arch = get_architecture(args.arch)
+    print(render_keras(summarize(conv_base(arch) if args.conv_only else arch)), end="")
+    return 0
+
+
+# ---------------------------------------------------------------- train
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (the lesson's settings by default)",
+                       description="Train the lesson's CNN. With no flags this is the lesson: "
+                       "MNIST, batch 32, 5 epochs, Adam(1e-3), fp32.")
+    # Tunables default to None so that --resume can tell what the user set explicitly.
+    p.add_argument("--arch", help="architecture: seed (default), seed-pool3")
+    p.add_argument("--dataset", help="mnist (default) or fashion-mnist")
+    p.add_argument("--recipe", help="seed (the lesson, default) or fast")
+    p.add_argument("--epochs", type=int, help="passes over the training set (recipe's default)")
+    p.add_argument("--batch-size", type=int, help="images per step (recipe's default)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (recipe's default)")
+    p.add_argument("--seed", type=int, help="random seed for weights and shuffling (default 0)")
+    p.add_argument("--validation-split", type=float,
+                   help="hold out the last fraction of the training set (default 0)")
+    p.add_argument("--max-steps", type=int, help="stop after N steps in all (smoke runs)")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory (default runs/<arch>-<dataset>-<recipe>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_train)
+
+
+_TRAIN_KEYS = ("arch", "dataset", "recipe", "epochs", "batch_size", "lr", "seed",
+               "validation_split", "max_steps", "device")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mnist_cnn.console import KerasProgress, eval_line
+    from mnist_cnn.data import get_dataset
+    from mnist_cnn.model import get_architecture
+    from mnist_cnn.summary import render_keras, summarize
+    from mnist_cnn.train import TrainConfig, default_run_dir, train_run
+
+    explicit = {k for k in _TRAIN_KEYS if getattr(args, k) is not None}
+    for key in ("epochs", "batch_size", "max_steps"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
+            raise _usage(f"--{key.replace('_', '-')} must be at least 1")
+    cfg = TrainConfig(**{k: getattr(args, k) for k in explicit})
+    cfg.resolved_recipe()  # unknown names fail here, before any output
+    get_dataset(cfg.dataset)
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
+        run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    print(render_keras(summarize(get_architecture(cfg.arch))), end="")
+    try:
+        outcome = train_run(cfg, run_dir, args.data_dir, KerasProgress(), bool(args.resume),
+                            explicit)
+    except KeyboardInterrupt:
+        return _interrupted(run_dir)
+    recipe = outcome.result.hyperparameters
+    batches = -(-outcome.test.count // recipe["batch_size"])
+    print(eval_line(batches, outcome.test_seconds, outcome.test.loss, outcome.test.accuracy))
+    print(f"\nTest accuracy {outcome.test.accuracy:.2%} after "
+          f"{outcome.result.train_seconds:.1f} s of training "
+          f"({outcome.result.device}, {outcome.result.precision}).")
+    print(f"Saved the run to {run_dir}/")
+    return 0
+
+
+def _interrupted(run_dir: Path) -> int:
+    from mnist_cnn.checkpoint import STATE
+
+    print(file=sys.stderr)
+    if (run_dir / STATE).is_file():
+        print(f"{PROG}: interrupted; the last completed epoch is saved. Resume with:\n"
+              f"  {PROG} train --resume {run_dir}", file=sys.stderr)
+    else:
+        print(f"{PROG}: interrupted before the first epoch ended; nothing to resume.",
+              file=sys.stderr)
+    return 130
+
+
+# ---------------------------------------------------------------- evaluate
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="loss, accuracy and per-class report of a saved run")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mnist_cnn import data
+    from mnist_cnn.checkpoint import load_model
+    from mnist_cnn.evaluate import evaluate
+
+    model, meta = load_model(args.run)
+    dataset = data.get_dataset(meta.get("dataset", "mnist"))
+    _, (x_test, y_test) = data.load_data(dataset.name, args.data_dir)
+    metrics = evaluate(model, x_test, y_test)
+    if args.json:
+        print(json.dumps({"run": str(args.run), "dataset": dataset.name, **metrics.to_dict()},
+                         indent=2))
+        return 0
+    print(f"{dataset.name} test set, {metrics.count} images: "
+          f"loss {metrics.loss:.4f}, accuracy {metrics.accuracy:.2%}\n")
+    print(f"{'class':>14} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for name, row in zip(dataset.classes, metrics.per_class(), strict=True):
+        print(f"{name:>14} {row['precision']:9.4f} {row['recall']:9.4f} {row['f1']:9.4f} "
+              f"{row['support']:8d}")
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    width = max(len(str(metrics.confusion.max())), 4)
+    print("      " + "".join(f"{j:>{width + 1}}" for j in range(len(dataset.classes))))
+    for i, row in enumerate(metrics.confusion):
+        print(f"{i:>5} " + "".join(f"{v:>{width + 1}}" for v in row))
+    return 0
+
+
+# ---------------------------------------------------------------- main
+
+def _usage(message: str) -> MnistCnnError:
+    from mnist_cnn.errors import UsageError
+
+    return UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="The classic CNN-on-MNIST lesson as a real tool: train, "
+        "inspect and use a convolutional network on handwritten digits.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_summary, _add_train, _add_evaluate):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except MnistCnnError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,41 @@
+"""The product's own error types: each carries one clear, user-facing sentence.
+
+The CLI turns any `MnistCnnError` into one line on stderr and a non-zero exit;
+the web server turns it into a 4xx JSON body. Anything else is a bug.
+"""
+
+
+class MnistCnnError(Exception):
+    """Base class: a problem with the user's input or environment, not a bug."""
+
+    exit_code = 1
+
+
+class DataError(MnistCnnError):
+    """Dataset files missing, corrupt, truncated or failing verification."""
+
+
+class DownloadError(DataError):
+    """Every mirror failed; the message lists each mirror and why."""
+
+
+class ModelFileError(MnistCnnError):
+    """A run directory or model file that is missing, damaged or mismatched."""
+
+
+class ImageError(MnistCnnError):
+    """An image that cannot be read, is too large, or is of an unknown format."""
+
+
+class NoDigitError(ImageError):
+    """The image is blank: there is no ink to recognise."""
+
+
+class UsageError(MnistCnnError):
+    """An unknown name or a bad combination of options."""
+
+    exit_code = 2
+
+
+class TrainingError(MnistCnnError):
+    """Training cannot go on (a non-finite loss, a refused resume)."""

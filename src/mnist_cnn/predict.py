@@ -1,0 +1,81 @@
+"""Load a model once, predict batches, expose every layer's response.
+
+The Predictor keeps the model built and warm: a single-image prediction does no rebuilding,
+no file access and no autograd bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnist_cnn.checkpoint import load_model
+from mnist_cnn.errors import ImageError
+from mnist_cnn.summary import render_keras, summarize
+
+
+@dataclass(frozen=True)
+class LayerOutput:
+    """One layer's response to one image."""
+
+    name: str  # Keras name, e.g. "max_pooling2d_1"
+    kind: str  # "Conv2D", "MaxPooling2D", "Flatten" or "Dense"
+    shape: tuple[int, ...]  # Keras channels-last shape without the batch, e.g. (26, 26, 32)
+    values: np.ndarray  # (C, H, W) for maps, (F,) for vectors; softmax for the last layer
+
+
+def _as_batch(images: np.ndarray) -> torch.Tensor:
+    """(N, 28, 28) or (28, 28) uint8 0..255 (or floats 0..1) -> (N, 1, 28, 28) float32."""
+    arr = np.asarray(images)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+        raise ImageError(f"expected 28x28 images, got an array of shape {arr.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if arr.dtype == np.uint8:
+        x = x / 255.0
+    return x.unsqueeze(1)
+
+
+class Predictor:
+    """A trained model loaded once, for many predictions."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict[str, Any]):
+        self.model = model.eval()
+        self.meta = meta
+        self.arch = model.arch
+        self.summary_text = render_keras(summarize(model.arch))
+        self._kinds = [type(layer).__name__ for layer in model.arch.layers]
+        self._shapes = model.arch.shapes()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> Predictor:
+        model, meta = load_model(run_dir)
+        return cls(model, meta)
+
+    @torch.inference_mode()
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) images -> (N, 10) softmax probabilities as float32."""
+        return torch.softmax(self.model(_as_batch(images)), dim=1).numpy()
+
+    @torch.inference_mode()
+    def activations(self, image: np.ndarray) -> list[LayerOutput]:
+        """Every layer's output for one (28, 28) image, in order, named as Keras names it."""
+        outputs = self.model.forward_all(_as_batch(image))
+        result = []
+        for i, (name, out) in enumerate(outputs):
+            values = out[0]
+            if i == len(outputs) - 1:
+                values = torch.softmax(values, dim=0)
+            result.append(LayerOutput(name, self._kinds[i], tuple(self._shapes[i]),
+                                      values.numpy().astype(np.float32)))
+        return result
+
+    def conv1_filters(self) -> np.ndarray:
+        """The first convolution's learned kernels as (filters, 3, 3)."""
+        first = next(iter(self.model.layers.values()))
+        return first.weight.detach()[:, 0].numpy().copy()

@@ -1,0 +1,63 @@
+"""The command line through main([...]): output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mnist_cnn.cli import main
+
+
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert "mnist-cnn" in capsys.readouterr().out
+    assert main(["train", "--help"]) == 0
+    assert "--recipe" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["summary", "--arch", "vgg"], "unknown architecture 'vgg'; choose one of: seed, seed-pool3"),
+    (["train", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of: mnist"),
+    (["train", "--recipe", "slow"], "unknown recipe 'slow'"),
+    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+    (["evaluate", "/nonexistent/run"], "no such run directory"),
+])
+def test_bad_input_is_one_clear_line(argv, message, capsys):
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_data_not_found_says_how_to_point_at_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MNIST_CNN_DATA", raising=False)
+    from mnist_cnn import download
+
+    def offline(*args, **kwargs):
+        raise download.DownloadError("mnist: no network here")
+    monkeypatch.setattr(download, "fetch_file", offline)
+    assert main(["train", "--max-steps", "1", "--data-dir", str(tmp_path),
+                 "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "no network" in err and "Traceback" not in err
+
+
+def test_smoke_train_then_evaluate_agrees(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--max-steps", "20", "--recipe", "fast", "--data-dir", str(data_dir),
+                 "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('Model: "sequential"') and "Epoch 1/2" in out
+    assert "313/313 - " not in out  # the fast recipe's batch is 256: 40 evaluation batches
+    assert "40/40 - " in out
+    meta = json.loads((run / "model.json").read_text())
+    assert main(["evaluate", str(run), "--json", "--data-dir", str(data_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"], abs=1e-6)
+    assert sum(map(sum, report["confusion_matrix"])) == 10000
