@@ -63,6 +63,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="run directory (default runs/<arch>-<dataset>-<recipe>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    p.add_argument("--report", action="store_true",
+                   help="after training, write the run's report (see `report --help`)")
     _data_dir_arg(p)
     p.set_defaults(func=cmd_train)
 
@@ -102,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{outcome.result.train_seconds:.1f} s of training "
           f"({outcome.result.device}, {outcome.result.precision}).")
     print(f"Saved the run to {run_dir}/")
+    if args.report:
+        return _write_report(run_dir, None, args.data_dir)
     return 0
 
 
@@ -155,6 +159,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- report
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="figures and an HTML page: curves, confusion matrix, "
+                       "mistakes, filters, feature maps, architecture")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default RUN/report)")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    return _write_report(Path(args.run), args.out, args.data_dir)
+
+
+def _write_report(run_dir: Path, out: str | None, data_dir: str | None) -> int:
+    from mnist_cnn.report import write_report
+
+    result = write_report(run_dir, out, data_dir)
+    print(f"Report: test accuracy {result.test_accuracy:.2%}, {len(result.figures)} figures "
+          f"in {result.out_dir}/\nOpen {result.html}")
+    return 0
+
+
 # ---------------------------------------------------------------- main
 
 def _usage(message: str) -> MnistCnnError:
@@ -169,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect and use a convolutional network on handwritten digits.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_summary, _add_train, _add_evaluate):
+    for add in (_add_summary, _add_train, _add_evaluate, _add_report):
         add(sub)
     return parser
 
