@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def read_verified(path: Path, spec: DataFile) -> bytes:
                 raw = fh.read(spec.size + 1)  # bounded: a gzip bomb cannot fill memory
         else:
             raw = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({exc})") from None
     if len(raw) != spec.size:
         raise DataError(f"{path}: {len(raw)} bytes uncompressed, expected {spec.size} "
@@ -200,16 +201,30 @@ def _not_found(ds: Dataset, data_dir: str | Path | None, split: str) -> DataErro
 
 
 def load_split(ds: Dataset, split: str, data_dir: str | Path | None = None,
-               download: bool = True) -> np.ndarray:
-    """One verified split as an array; downloads into the cache if nothing local is found."""
-    path = find_file(ds, split, data_dir)
-    if path is None and download:
-        from mnist_cnn.download import fetch_file  # network code only when needed
+               download: bool = True, progress=None) -> np.ndarray:
+    """One verified split as an array; downloads into the cache if nothing local is found.
 
-        path = fetch_file(ds, split, cache_dir())
-    if path is None:
+    A copy in *our cache* that fails verification is removed and fetched again (the cache
+    heals); a bad copy in a folder the user named is reported, never silently replaced.
+    `progress(url, done, total)` is called while downloading (see download.Progress).
+    """
+    spec = ds.files[split]
+    while (path := find_file(ds, split, data_dir)) is not None:
+        try:
+            return parse_idx(read_verified(path, spec), str(path))
+        except DataError as exc:
+            if not path.absolute().is_relative_to(cache_dir().absolute()):
+                raise  # a folder the user named: report the bad file, never replace it
+            try:
+                path.unlink(missing_ok=True)  # our cache: drop the bad copy, fetch it again
+            except OSError:
+                raise exc from None
+    if not download:
         raise _not_found(ds, data_dir, split)
-    return parse_idx(read_verified(path, ds.files[split]), str(path))
+    from mnist_cnn.download import fetch_file  # network code only when needed
+
+    path = fetch_file(ds, split, cache_dir(), progress=progress)
+    return parse_idx(read_verified(path, spec), str(path))
 
 
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
