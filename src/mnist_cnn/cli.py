@@ -183,6 +183,73 @@ def _write_report(run_dir: Path, out: str | None, data_dir: str | None) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- data
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="dataset files: where they are, whether they verify, "
+                       "get them")
+    p.add_argument("action", choices=("where", "verify", "fetch"),
+                   help="where: the files found and the places searched; verify: check "
+                        "every file against its pinned sha256; fetch: download what is "
+                        "missing (or fails verification in the cache) from HTTPS mirrors")
+    p.add_argument("dataset", nargs="?", default="mnist", help="mnist (default), fashion-mnist")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_data)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mnist_cnn import data
+    from mnist_cnn.errors import DataError
+
+    ds = data.get_dataset(args.dataset)
+    if args.action == "where":
+        from mnist_cnn.download import mirrors_for
+
+        for why, place in data.search_dirs(args.data_dir):
+            print(f"searched ({why}): {place}")
+        print(f"mirrors (if nothing is found): {' '.join(mirrors_for(ds))}")
+    if args.action == "fetch":
+        progress = _DownloadProgress()
+        for split in data.SPLITS:
+            data.load_split(ds, split, args.data_dir, progress=progress)
+    all_ok = True
+    for split in data.SPLITS:
+        spec = ds.files[split]
+        path = data.find_file(ds, split, args.data_dir)
+        if args.action == "where":
+            print(f"{spec.name:<25} {path or 'not found'}")
+            continue
+        ok, status = path is not None, "not found"
+        if path is not None:
+            try:
+                data.read_verified(path, spec)
+                status = f"ok  {path}"
+            except DataError as exc:
+                ok, status = False, f"FAILED  {exc}"
+        all_ok &= ok
+        print(f"{spec.name:<25} {status}")
+    return 0 if all_ok else 1
+
+
+class _DownloadProgress:
+    """Download progress on stderr: a live bar on a terminal, one line per file otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, url: str, done: int, total: int | None) -> None:
+        if not self.tty:
+            if done == 0:
+                print(f"downloading {url}", file=sys.stderr)
+            return
+        name, size = url.rsplit("/", 1)[-1], f"/{total / 1e6:.1f}" if total else ""
+        filled = int(30 * done / total) if total else 0
+        print(f"\r{name} [{'=' * filled:<30}] {done / 1e6:.1f}{size} MB", end="",
+              file=sys.stderr, flush=True)
+        if total and done >= total:
+            print(file=sys.stderr)
+
+
 # ---------------------------------------------------------------- main
 
 def _usage(message: str) -> MnistCnnError:
@@ -197,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect and use a convolutional network on handwritten digits.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_summary, _add_train, _add_evaluate, _add_report):
+    for add in (_add_summary, _add_train, _add_evaluate, _add_report, _add_data):
         add(sub)
     return parser
 
