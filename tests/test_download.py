@@ -148,3 +148,47 @@ def test_no_mirrors_at_all(tmp_path):
 def test_registry_mirrors_are_all_https():
     for ds in data.DATASETS.values():
         assert len(ds.mirrors) >= 2 and all(m.startswith("https://") for m in ds.mirrors)
+
+
+# ---------------------------------------------------------------- the `data` command
+
+def test_cli_data_fetch_then_verify(mirror, monkeypatch, capsys):
+    from mnist_cnn.cli import main
+
+    monkeypatch.setenv(download.MIRRORS_ENV, f"{mirror.base('html')} {mirror.base('good')}")
+    assert main(["data", "verify"]) == 1  # nothing local yet
+    assert main(["data", "fetch", "mnist"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("downloading https://127.0.0.1") == 4  # not a tty: one line per file
+    assert "/html/" not in err  # the HTML page was refused before any progress
+    assert main(["data", "verify", "mnist"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok  ") == 4 and str(data.cache_dir()) in out
+
+
+def test_cli_unreachable_mirrors_is_one_line(mirror, tmp_path, monkeypatch, capsys):
+    from mnist_cnn.cli import main
+
+    monkeypatch.setenv(download.MIRRORS_ENV, f"https://127.0.0.1:1/ {mirror.base('bad-gzip')}")
+    assert main(["data", "fetch", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if not line.startswith("downloading ")]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert "127.0.0.1:1/mnist/" in err and "refused" in err and "cannot read" in err
+
+
+def test_cli_subprocess_unreachable_mirrors_and_unknown_dataset(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, download.MIRRORS_ENV: "https://127.0.0.1:1/ https://mirror.invalid/",
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop(data.ENV_VAR, None)
+    for argv, code, words in ((["data", "fetch"], 1, ["refused", "DNS lookup failed"]),
+                              (["data", "verify", "cifar"], 2, ["unknown dataset 'cifar'"])):
+        proc = subprocess.run([sys.executable, "-m", "mnist_cnn", *argv], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == code and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert all(w in proc.stderr for w in words), proc.stderr
