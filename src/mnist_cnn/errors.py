@@ -39,3 +39,11 @@ class UsageError(MnistCnnError):
 
 class TrainingError(MnistCnnError):
     """Training cannot go on (a non-finite loss, a refused resume)."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image over a size limit (decoded pixels or file bytes); HTTP 413."""
+
+
+class UnsupportedImageError(ImageError):
+    """Data that is not a PNG, JPEG, WebP, BMP or GIF image (by its bytes); HTTP 415."""

@@ -16,9 +16,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from mnist_cnn.errors import ImageError, NoDigitError
+from mnist_cnn.errors import ImageError, ImageTooLargeError, NoDigitError, UnsupportedImageError
 
 MAX_IMAGE_PIXELS = 24_000_000  # width*height, read from the header before decoding: a 12 MP
 #                                phone photo fits twice over; a decompression bomb does not
@@ -51,7 +51,7 @@ def sniff_format(data: bytes) -> str:
             return fmt
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    raise ImageError("not an image: expected PNG, JPEG, WebP, BMP or GIF data")
+    raise UnsupportedImageError("not an image: expected PNG, JPEG, WebP, BMP or GIF data")
 
 
 def decode_image(data: bytes) -> Image.Image:
@@ -73,7 +73,9 @@ def decode_image(data: bytes) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"image too large: {exc}") from exc
+        raise ImageTooLargeError(f"image too large: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"cannot decode the {fmt} image: damaged or truncated") from exc
     except Exception as exc:  # any failure on untrusted bytes is a bad image, not a bug
         raise ImageError(f"cannot decode the {fmt} image: {exc}") from exc
 
@@ -81,7 +83,7 @@ def decode_image(data: bytes) -> Image.Image:
 def check_pixel_count(width: int, height: int) -> None:
     """Refuse images whose decoded size would exceed MAX_IMAGE_PIXELS."""
     if width * height > MAX_IMAGE_PIXELS:
-        raise ImageError(
+        raise ImageTooLargeError(
             f"image too large: {width}x{height} pixels is over the limit of "
             f"{MAX_IMAGE_PIXELS:,} pixels"
         )
@@ -93,7 +95,8 @@ def prepare_file(path: str | Path) -> np.ndarray:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ImageError(f"{path}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+            raise ImageTooLargeError(
+                f"{path}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
