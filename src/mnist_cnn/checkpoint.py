@@ -143,6 +143,40 @@ def load_state(run_dir: str | Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for damaged or hostile files
         raise ModelFileError(f"{path}: damaged or unsafe checkpoint "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(state, dict) or "epoch" not in state:
-        raise ModelFileError(f"{path}: not a training checkpoint")
+    problem = _state_problem(state)
+    if problem:
+        raise ModelFileError(f"{path}: not a training checkpoint ({problem})")
     return state
+
+
+# What fit() saves; a state that differs in any of these is refused before it is used.
+_STATE_TYPES = {"epoch": int, "model": dict, "optimizer": dict, "scheduler": dict,
+                "shuffle_rng": torch.Tensor, "history": list, "train_seconds": float | int,
+                "steps": int, "config": dict}
+
+
+def _state_problem(state: Any) -> str | None:
+    """Why `state` is not one fit() saved (keys, types, config, weights vs architecture)."""
+    from typing import get_type_hints
+
+    from mnist_cnn.model import ARCHITECTURES
+    from mnist_cnn.train import TrainConfig
+
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a dict"
+    wrong = [k for k, t in _STATE_TYPES.items() if not isinstance(state.get(k), t)]
+    if wrong:
+        return f"missing or mistyped: {', '.join(wrong)}"
+    hints, config = get_type_hints(TrainConfig), state["config"]
+    if not set(config) <= set(hints) or not all(
+            isinstance(v, hints[k]) for k, v in config.items()):
+        return "its config is not a training configuration"
+    if config["arch"] not in ARCHITECTURES:
+        return f"unknown architecture {config['arch']!r}"
+    expected = Net(ARCHITECTURES[config["arch"]]).state_dict()
+    weights = state["model"]
+    if set(weights) != set(expected) or not all(
+            isinstance(w, torch.Tensor) and w.shape == expected[k].shape
+            for k, w in weights.items()):
+        return f"its weights do not match the {config['arch']} architecture"
+    return None

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnist_cnn.errors import TrainingError, UsageError
+from mnist_cnn.errors import ModelFileError, TrainingError, UsageError
 from mnist_cnn.model import Net, build_model
 
 ADAM_BETAS = (0.9, 0.999)  # Keras' defaults, the same as torch's
@@ -182,10 +182,13 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     history: list[dict[str, float]] = []
     start_epoch, train_seconds, step_count = 0, 0.0, 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        shuffle.set_state(state["shuffle_rng"])
+        try:  # load_state checked the structure; the details can still disagree
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            shuffle.set_state(state["shuffle_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"the checkpoint does not fit this run ({exc})") from None
         history, start_epoch = list(state["history"]), int(state["epoch"])
         train_seconds, step_count = float(state["train_seconds"]), int(state["steps"])
 
