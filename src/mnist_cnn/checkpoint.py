@@ -83,7 +83,7 @@ def load_model(run_dir: str | Path) -> tuple[Net, dict[str, Any]]:
     from safetensors.torch import load_file
 
     meta = read_meta(run_dir)
-    model = Net(Architecture.from_dict(meta["architecture"]))
+    model = Net(_known_architecture(meta["architecture"], Path(run_dir) / META))
     path = Path(run_dir) / WEIGHTS
     try:
         tensors = load_file(str(path))
@@ -104,6 +104,25 @@ def load_model(run_dir: str | Path) -> tuple[Net, dict[str, Any]]:
             raise ModelFileError(f"{path}: {key} holds non-finite values")
     model.load_state_dict(tensors, strict=True)
     return model.eval(), meta
+
+
+def _known_architecture(description: Any, path: Path) -> Architecture:
+    """The architecture model.json describes, accepted only if it is one we know, layer for
+    layer: a crafted file cannot make us build (and allocate) a network of its choosing."""
+    from mnist_cnn.model import ARCHITECTURES
+
+    try:
+        arch = Architecture.from_dict(description)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    known = ARCHITECTURES.get(arch.name)
+    if known is None:
+        raise ModelFileError(f"{path}: unknown architecture {arch.name!r}; known: "
+                             f"{', '.join(ARCHITECTURES)}")
+    if (arch.layers, arch.input_shape) != (known.layers, known.input_shape):
+        raise ModelFileError(f"{path}: the layers differ from the known {arch.name!r} "
+                             "architecture")
+    return arch
 
 
 def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
