@@ -29,6 +29,7 @@ HISTORY = "history.csv"
 SUMMARY = "summary.txt"
 STATE = Path("checkpoint") / "state.pt"
 FORMAT_VERSION = 1
+MAX_META_BYTES = 1 << 20  # model.json is a few KB; anything this big is not ours
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -67,11 +68,15 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
     if not Path(run_dir).is_dir():
         raise ModelFileError(f"{run_dir}: no such run directory")
     try:
+        if path.stat().st_size > MAX_META_BYTES:
+            raise ModelFileError(f"{path}: {path.stat().st_size:,} bytes; a model description "
+                                 f"is never over {MAX_META_BYTES:,}")
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelFileError(f"{path}: missing; is {run_dir} a run directory?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError, nesting.
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(meta, dict) or "architecture" not in meta:
         raise ModelFileError(f"{path}: not a model description (no 'architecture')")
     return meta
