@@ -250,6 +250,70 @@ class _DownloadProgress:
             print(file=sys.stderr)
 
 
+# ---------------------------------------------------------------- bench
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed and accuracy figures on this machine",
+                       description="Train each recipe several times (seeds 0..N-1) and print "
+                       "the median training time, throughput and test accuracy, then the "
+                       "evaluation time and single-image latency. If TensorFlow is "
+                       "importable, the lesson's Keras program runs as the peer.")
+    p.add_argument("--recipes", default="fast,seed", help="comma-separated (default fast,seed)")
+    p.add_argument("--runs", type=int, default=3, help="runs per recipe (default 3)")
+    p.add_argument("--epochs", type=int, help="override every recipe's epochs")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--no-peer", action="store_true", help="skip the Keras peer")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mnist_cnn import bench, data
+    from mnist_cnn.train import TrainConfig
+
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    for name in recipes:
+        TrainConfig(recipe=name).resolved_recipe()  # unknown names fail before any work
+    if args.runs < 1:
+        raise _usage("--runs must be at least 1")
+    mnist = data.load_data("mnist", args.data_dir)
+    report = bench.BenchReport(machine=bench.machine(), recipes=[])
+    model = None
+    for name in recipes:
+        figures, model = bench.bench_recipe(name, args.runs, mnist, args.epochs, args.device)
+        report.recipes.append(figures)
+    if model is not None:
+        report.eval_seconds = bench.bench_eval(model, mnist)
+        report.latency_ms = bench.bench_latency(model, mnist)
+    if not args.no_peer and bench.tensorflow_available():
+        report.peer = bench.bench_keras(args.runs, mnist, args.epochs or 5)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_bench(report)
+    return 0
+
+
+def _print_bench(report) -> None:
+    m = report.machine
+    print(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)"
+          f"{', ' + m['cuda'] if m['cuda'] else ''}, {m['date']}\n")
+    print(f"{'recipe':<20} {'epochs':>6} {'batch':>5} {'prec':>5} {'train s':>8} "
+          f"{'img/s':>8} {'test acc (mean)':>16} {'runs':>4}")
+    rows = report.recipes + ([report.peer] if report.peer else [])
+    for f in rows:
+        med = f.medians()
+        print(f"{f.recipe:<20} {f.epochs:>6} {f.batch_size:>5} {f.precision:>5} "
+              f"{med['train_seconds']:>8.2f} {med['images_per_second']:>8.0f} "
+              f"{med['test_accuracy_mean']:>15.2%} {len(f.train_seconds):>4}")
+    print("\ntrain s, img/s: medians; test accuracy: mean over the runs (seeds 0..N-1).")
+    if report.eval_seconds is not None:
+        print(f"evaluate 10,000 test images: {report.eval_seconds:.3f} s (median of 5)")
+        print(f"single-image predict: p50 {report.latency_ms['p50']:.3f} ms, "
+              f"p99 {report.latency_ms['p99']:.3f} ms (1,000 calls)")
+
+
 # ---------------------------------------------------------------- main
 
 def _usage(message: str) -> MnistCnnError:
@@ -264,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect and use a convolutional network on handwritten digits.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_summary, _add_train, _add_evaluate, _add_report, _add_data):
+    for add in (_add_summary, _add_train, _add_evaluate, _add_report, _add_data,
+                _add_bench):
         add(sub)
     return parser
 
