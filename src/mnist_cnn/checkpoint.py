@@ -165,8 +165,9 @@ def load_state(run_dir: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or hostile files
+        first_line = (str(exc).splitlines() or [""])[0][:200]  # some have no message at all
         raise ModelFileError(f"{path}: damaged or unsafe checkpoint "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                             f"({type(exc).__name__}: {first_line})") from None
     problem = _state_problem(state)
     if problem:
         raise ModelFileError(f"{path}: not a training checkpoint ({problem})")
