@@ -123,7 +123,8 @@ def layer_to_dict(layer: Layer) -> dict[str, Any]:
 
 def layer_from_dict(data: Any) -> Layer:
     """Rebuild a spec from `layer_to_dict` output, validating names and types strictly."""
-    if not isinstance(data, dict) or data.get("type") not in LAYER_TYPES:
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str) \
+            or data["type"] not in LAYER_TYPES:
         raise ModelFileError(f"unknown layer description {data!r}; known types: "
                              f"{', '.join(LAYER_TYPES)}")
     cls = LAYER_TYPES[data["type"]]
