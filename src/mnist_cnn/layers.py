@@ -138,4 +138,7 @@ def layer_from_dict(data: Any) -> Layer:
                 raise ModelFileError(f"{data['type']}: unknown activation {value!r}")
         elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4096:
             raise ModelFileError(f"{data['type']}: {key} must be an integer in 1..4096")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError:  # a required field is missing
+        raise ModelFileError(f"{data['type']}: missing fields in {data!r}") from None
