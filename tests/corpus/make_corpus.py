@@ -37,10 +37,9 @@ def _safetensors(header: dict | bytes, body: bytes = b"") -> bytes:
 
 def _torch_zip(pickled: bytes) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:  # the layout torch.save writes
-        z.writestr("archive/data.pkl", pickled)
-        z.writestr("archive/version", "3\n")
-        z.writestr("archive/byteorder", "little")
+    with zipfile.ZipFile(buf, "w") as z:  # the layout torch.save writes; fixed dates
+        for name, body in (("data.pkl", pickled), ("version", b"3\n"), ("byteorder", b"little")):
+            z.writestr(zipfile.ZipInfo(f"archive/{name}", (2020, 1, 1, 0, 0, 0)), body)
     return buf.getvalue()
 
 
@@ -80,6 +79,11 @@ def corpus() -> dict[str, bytes]:
                        {"type": "Flatten"}, {"type": "Dense", "units": 4096}]}}).encode(),
         "json/unknown-architecture.json": json.dumps({"architecture": {
             "name": "vgg", "input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}]}}).encode(),
+        # found by the fuzzer: both once escaped as TypeError
+        "json/layer-type-is-a-list.json": json.dumps({"architecture": {
+            "name": "seed", "input_shape": [28, 28, 1], "layers": [{"type": []}]}}).encode(),
+        "json/layer-missing-field.json": json.dumps({"architecture": {
+            "name": "seed", "input_shape": [28, 28, 1], "layers": [{"type": "Conv2D"}]}}).encode(),
         "json/python-object.json": b'{"architecture": {"__class__": "os.system"}}',
         # checkpoint/state.pt
         "state/zero-length.pt": b"",
