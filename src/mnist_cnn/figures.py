@@ -70,25 +70,36 @@ def _fmt(key: str, value: float) -> str:
 
 
 def confusion_matrix(confusion: np.ndarray, classes: Sequence[str]) -> Figure:
-    """Counts as a heatmap (log colour scale, so single mistakes show) and per-class accuracy."""
-    from matplotlib.colors import LogNorm
+    """Counts as a heatmap, right answers (the diagonal) in blue and mistakes in red on a log
+    scale, so that a single mistake shows; beside it each class's accuracy."""
+    from matplotlib.colors import LogNorm, Normalize
 
     n = len(classes)
     fig = _figure(13, 7.5)
     ax, ax_acc = fig.subplots(1, 2, width_ratios=[3, 1.2])
-    norm = LogNorm(vmin=1, vmax=max(2, int(confusion.max())))
-    image = ax.imshow(np.ma.masked_equal(confusion, 0), cmap="Blues", norm=norm)
+    diagonal = np.eye(n, dtype=bool)
+    off = np.ma.masked_where(diagonal | (confusion == 0), confusion)
+    red = LogNorm(vmin=0.5, vmax=max(2, int(off.max() or 2)))
+    blue = Normalize(vmin=0, vmax=max(1, int(confusion.max())))
+    ax.imshow(np.ma.masked_where(~diagonal, confusion), cmap="Blues", norm=blue)
+    image = ax.imshow(off, cmap="Reds", norm=red)
     for (i, j), count in np.ndenumerate(confusion):
         if count:
+            shade = blue(count) if i == j else red(count)
             ax.text(j, i, str(count), ha="center", va="center", fontsize=10,
-                    color="white" if norm(count) > 0.6 else "black")
+                    color="white" if shade > 0.6 else "black")
     ax.set_xticks(range(n), classes, rotation=45 if max(map(len, classes)) > 2 else 0,
                   ha="right" if max(map(len, classes)) > 2 else "center")
     ax.set_yticks(range(n), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Confusion matrix on the test set ({int(confusion.sum()):,} images)")
-    fig.colorbar(image, ax=ax, label="images (log scale; empty cells are 0)", shrink=0.8)
+    ax.set_title(f"Confusion matrix on the test set ({int(confusion.sum()):,} images): "
+                 "blue right, red wrong")
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= red.vmax]
+    bar = fig.colorbar(image, ax=ax, label="mistakes (log scale; empty cells are 0)",
+                       shrink=0.8, ticks=ticks)
+    bar.ax.set_yticklabels([str(t) for t in ticks])
+    bar.ax.minorticks_off()
     support = confusion.sum(1)
     accuracy = np.divide(np.diag(confusion), support, out=np.zeros(n), where=support > 0)
     ax_acc.barh(range(n), accuracy * 100, color="#6baed6")
@@ -96,6 +107,7 @@ def confusion_matrix(confusion: np.ndarray, classes: Sequence[str]) -> Figure:
         ax_acc.text(value * 100, i, f" {value:.1%}", va="center", fontsize=10)
     low = max(0.0, math.floor(accuracy.min() * 100) - 2)
     ax_acc.set_xlim(low, 100 + (100 - low) * 0.35)  # room for the labels right of the bars
+    ax_acc.set_xticks([t for t in ax_acc.get_xticks() if low <= t <= 100])
     ax_acc.set_ylim(n - 0.5, -0.5)
     ax_acc.set_yticks(range(n), classes)
     ax_acc.set_xlabel("accuracy (%)")
@@ -146,8 +158,13 @@ def conv_filters(filters: np.ndarray, name: str = "conv2d", cols: int = 8) -> Fi
     return fig
 
 
-def _mosaic(values: np.ndarray, cols: int) -> np.ndarray:
-    """(C, H, W) maps tiled into one image, each scaled to its own max, NaN gaps between."""
+def _mosaic(values: np.ndarray, cols: int, min_side: int = 12) -> np.ndarray:
+    """(C, H, W) maps tiled into one image, each scaled to its own max, NaN gaps between.
+
+    Small maps are enlarged (nearest neighbour) to `min_side` pixels so that the one-pixel
+    gaps stay thin beside them."""
+    repeat = max(1, math.ceil(min_side / values.shape[1]))
+    values = values.repeat(repeat, axis=1).repeat(repeat, axis=2)
     c, h, w = values.shape
     rows = math.ceil(c / cols)
     out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan, dtype=np.float32)
@@ -159,13 +176,18 @@ def _mosaic(values: np.ndarray, cols: int) -> np.ndarray:
     return out
 
 
-def feature_maps(image: np.ndarray, heading: str, layers: Sequence[Any],
-                 probabilities: np.ndarray, classes: Sequence[str], cols: int = 16) -> Figure:
+def _columns(channels: int, side: int) -> int:
+    """16 maps a row; 32 when the maps are small (under 8 pixels), so they are not blown up."""
+    return min(channels, 16 if side >= 8 else 32)
+
+
+def feature_maps(image: np.ndarray, title: str, answer: str, layers: Sequence[Any],
+                 probabilities: np.ndarray, classes: Sequence[str]) -> Figure:
     """One digit's path through the network: every map of every conv and pooling layer."""
     import matplotlib
 
-    mosaics = [_mosaic(layer.values, min(cols, layer.values.shape[0])) for layer in layers]
-    ratios = [2.2] + [max(1.2, 12.5 * m.shape[0] / m.shape[1] + 0.4) for m in mosaics]
+    mosaics = [_mosaic(layer.values, _columns(*layer.values.shape[:2])) for layer in layers]
+    ratios = [2.2] + [max(1.2, 13 * m.shape[0] / m.shape[1] + 0.6) for m in mosaics]
     fig = _figure(13, sum(ratios))
     top, *rows = fig.subfigures(len(ratios), 1, height_ratios=ratios)
     ax_digit, ax_prob = top.subplots(1, 2, width_ratios=[1, 5])
@@ -176,7 +198,7 @@ def feature_maps(image: np.ndarray, heading: str, layers: Sequence[Any],
     ax_prob.set_xticks(range(len(classes)), classes, fontsize=9)
     ax_prob.set_ylim(0, 105)
     ax_prob.set_ylabel("probability (%)")
-    ax_prob.set_title(heading, fontsize=12)
+    ax_prob.set_title(answer, fontsize=12)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     for sub, layer, mosaic in zip(rows, layers, mosaics, strict=True):
         ax = sub.subplots()
@@ -184,8 +206,7 @@ def feature_maps(image: np.ndarray, heading: str, layers: Sequence[Any],
         _bare(ax)
         ax.set_title(f"{layer.name} ({layer.kind}), output {tuple(layer.shape)}: "
                      f"{layer.values.shape[0]} feature maps", fontsize=11, loc="left")
-    fig.suptitle("Feature maps (each map scaled to its own maximum; dark = no response)",
-                 fontsize=13)
+    fig.suptitle(title, fontsize=14)
     return fig
 
 
@@ -197,20 +218,24 @@ def _block_size(shape: Sequence[int]) -> tuple[float, float]:
     return 0.15, 0.5 + 2.5 * min(1.0, math.log10(max(shape[0], 1)) / math.log10(1000))
 
 
-def architecture(rows: Sequence[Any], input_shape: Sequence[int], title: str) -> Figure:
-    """The network as blocks, input to output; rows are summary rows (name, kind, shape, params)."""
+def architecture(rows: Sequence[Any], details: Sequence[str], input_shape: Sequence[int],
+                 title: str) -> Figure:
+    """The network as blocks, input to output: summary rows (name, kind, shape, params) with
+    a detail each ("3x3, relu")."""
     from matplotlib.patches import FancyArrowPatch, Rectangle
 
     blocks = [("input", "Input", tuple(input_shape), None)]
-    blocks += [(r.name, r.kind, tuple(r.output_shape), r.params) for r in rows]
+    blocks += [(r.name, f"{r.kind}{', ' if d else ''}{d}", tuple(r.output_shape), r.params)
+               for r, d in zip(rows, details, strict=True)]
     step = 1.75
-    fig = _figure(max(10.0, step * len(blocks) * 0.95), 5.2)
+    fig = _figure(max(10.0, step * len(blocks) * 0.95), 4.8)
     ax = fig.subplots()
     for i, (name, kind, shape, params) in enumerate(blocks):
         width, height = _block_size(shape)
         x = i * step
+        colour = KIND_COLOURS.get(kind.split(",")[0], "#cccccc")
         ax.add_patch(Rectangle((x - width / 2, -height / 2), width, height,
-                               facecolor=KIND_COLOURS.get(kind, "#cccccc"), edgecolor="#333333"))
+                               facecolor=colour, edgecolor="#333333"))
         label = f"$\\bf{{{name.replace('_', chr(92) + '_')}}}$\n{kind}\n{shape}"
         if params is not None:
             label += f"\n{params:,} params"
@@ -220,7 +245,7 @@ def architecture(rows: Sequence[Any], input_shape: Sequence[int], title: str) ->
             ax.add_patch(FancyArrowPatch((prev + 0.05, 0), (x - width / 2 - 0.05, 0),
                                          arrowstyle="-|>", mutation_scale=14, color="#555555"))
     ax.set_xlim(-step / 2, step * (len(blocks) - 0.5))
-    ax.set_ylim(-3.3, 1.8)
+    ax.set_ylim(-2.75, 1.6)
     ax.set_aspect("equal")
     ax.set_axis_off()
     ax.set_title(title, fontsize=14)

@@ -136,15 +136,24 @@ def _draw(report: ReportData) -> dict[str, Any]:
     drawn["filters"] = figures.conv_filters(report.filters)
     arch = report.meta["architecture"]
     drawn["architecture"] = figures.architecture(
-        report.summary.rows, arch["input_shape"],
+        report.summary.rows, [_detail(layer) for layer in arch["layers"]], arch["input_shape"],
         f"Architecture '{arch['name']}': {report.summary.total_params:,} parameters")
     for ex in report.examples:
         predicted = int(ex.probabilities.argmax())
-        heading = (f"Test image #{ex.index}: true {classes[ex.true]}, predicted "
-                   f"{classes[predicted]} ({ex.probabilities[predicted]:.1%})")
+        title = (f"Feature maps of test image #{ex.index} (true class: {classes[ex.true]}); "
+                 "each map scaled to its own maximum, dark = no response")
+        answer = (f"The network's answer: {classes[predicted]} "
+                  f"({ex.probabilities[predicted]:.1%})")
         drawn[f"feature_maps_{ex.true}"] = figures.feature_maps(
-            report.test_images[ex.index], heading, ex.layers, ex.probabilities, classes)
+            report.test_images[ex.index], title, answer, ex.layers, ex.probabilities, classes)
     return drawn
+
+
+def _detail(layer: dict[str, Any]) -> str:
+    """A layer's settings as the lesson writes them: "3x3, relu", "2x2", "softmax"."""
+    size = layer.get("kernel_size", layer.get("pool_size"))
+    parts = [f"{size}x{size}" if size else "", layer.get("activation") or ""]
+    return ", ".join(p for p in parts if p)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
@@ -180,7 +189,9 @@ def headline(report: ReportData) -> list[tuple[str, str]]:
         rows.append(("epochs", str(int(last["epoch"]))))
         if "val_accuracy" in last:
             rows.append(("validation accuracy", f"{last['val_accuracy']:.2%}"))
-    rows += [(k, str(hyper[k])) for k in ("recipe", "batch_size", "lr") if k in hyper]
+    rows += [(label, str(value)) for label, value in (
+        ("recipe", meta.get("recipe")), ("batch size", hyper.get("batch_size")),
+        ("learning rate", hyper.get("lr"))) if value is not None]
     if "train_seconds" in timing:
         rows.append(("training time", f"{timing['train_seconds']:.1f} s on "
                                       f"{timing.get('device', '?')} ({timing.get('precision')})"))
@@ -199,8 +210,9 @@ CAPTIONS = {
                "responds where the ink matches its pattern (red weights add, blue subtract).",
     "architecture": "The network, input to output: each block's height follows the map's "
                     "size and its width the number of channels; parameters under each layer.",
-    "feature_maps": "What each conv and pooling layer sees for one test digit of this class. "
-                    "Each small square is one filter's response map; pooling halves the size.",
+    "feature_maps": "What each conv and pooling layer sees for one test image: each small "
+                    "square is one filter's response map (bright = strong response); pooling "
+                    "halves the size. Top: the network's probability for each class.",
 }
 
 
@@ -216,7 +228,16 @@ def render_html(report: ReportData, paths: dict[str, Path], run_dir: str | Path)
     figures = "\n".join(
         f'<figure id="{stem}"><img src="{esc(path.name)}" alt="{esc(stem)}">'
         f"<figcaption>{esc(_caption(stem))}</figcaption></figure>"
-        for stem, path in paths.items())
+        for stem, path in paths.items() if not stem.startswith("feature_maps"))
+    maps = [(stem, path) for stem, path in paths.items() if stem.startswith("feature_maps")]
+    if maps:  # ten tall figures: the first open, the others one click away
+        figures += (f"\n<h2>Feature maps, one test image per class</h2>\n"
+                    f"<p>{esc(CAPTIONS['feature_maps'])}</p>\n")
+        figures += "\n".join(
+            f'<details id="{stem}"{" open" if i == 0 else ""}><summary>class '
+            f'{esc(report.classes[int(stem.rsplit("_", 1)[1])])}</summary>'
+            f'<img src="{esc(path.name)}" alt="{esc(stem)}"></details>'
+            for i, (stem, path) in enumerate(maps))
     meta = {k: v for k, v in report.meta.items() if k != "architecture"}
     return _PAGE.format(
         title=esc(f"mnist-cnn report: {Path(run_dir).name}"), table=table, figures=figures,
@@ -231,7 +252,7 @@ def _summary_text(report: ReportData) -> str:
 
 def render_markdown(report: ReportData, paths: dict[str, Path], run_dir: str | Path) -> str:
     """report.md: the headline numbers, then the figures by relative path."""
-    lines = [f"# mnist-cnn report: {Path(run_dir).name}", "", "| | |", "|---|---|"]
+    lines = [f"# mnist-cnn report: {Path(run_dir).name}", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in headline(report)]
     lines += ["", "```", _summary_text(report).rstrip(), "```", ""]
     lines += [f"![{stem}]({path.name})\n\n{_caption(stem)}\n" for stem, path in paths.items()]
@@ -247,6 +268,7 @@ table {{ border-collapse: collapse; }} th, td {{ padding: 0.25em 0.8em; text-ali
 tr:nth-child(odd) {{ background: #f3f3f3; }}
 figure {{ margin: 2.5em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
 figcaption {{ color: #444; margin-top: 0.4em; }}
+summary {{ cursor: pointer; font-weight: bold; margin: 0.6em 0; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </style></head><body>
 <h1>{title}</h1>
