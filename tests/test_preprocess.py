@@ -105,6 +105,14 @@ def test_shadow_and_paper_texture_are_removed():
     assert (out[clean == 0] > 64).mean() < 0.02  # no shadow or grain left as ink
 
 
+def test_a_hard_edged_shadow_is_not_ink():
+    img = drawn("7", side=400, at=(260, 200))
+    shade = np.asarray(img, dtype=np.int16)
+    shade[:, :120] -= 45  # the left third in the shadow of a hand, with a sharp edge
+    out = to_mnist(np.clip(shade, 0, 255).astype(np.uint8))
+    assert similarity(out, to_mnist(drawn("7", side=400, at=(260, 200)))) > 0.95
+
+
 def test_a_speck_of_dust_does_not_stretch_the_box():
     img = drawn("7", at=(120, 150))
     ImageDraw.Draw(img).ellipse([280, 285, 284, 289], fill=0)

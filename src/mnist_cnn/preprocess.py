@@ -192,7 +192,7 @@ def _ink_map(gray: np.ndarray) -> np.ndarray:
     strong = ink[ink > paper + max(MIN_CONTRAST, NOISE_SIGMAS * sigma)]
     if strong.size < MIN_INK_PIXELS:
         raise NoDigitError("no digit found: nothing stands out from the background")
-    top = float(np.percentile(strong, 90))  # the strokes' core
+    top = float(np.percentile(strong, 99))  # the strongest ink: the pen, not a shadow
     floor = paper + max(3 * sigma, 0.25 * (top - paper))  # paper texture below this is dropped
     return np.clip((ink - floor) / (top - floor), 0, 1).astype(np.float32)
 
