@@ -250,6 +250,38 @@ class _DownloadProgress:
             print(file=sys.stderr)
 
 
+# ---------------------------------------------------------------- import-keras
+
+def _add_import_keras(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-keras", help="turn a Keras-trained lesson model into a run",
+                       description="Read a Keras model of the lesson's network (.keras or "
+                       ".h5; needs h5py) and write a run directory that every other command "
+                       "can use. The test set is evaluated to fill in the run's metrics.")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 file saved by Keras")
+    p.add_argument("--out", metavar="DIR", required=True, help="the run directory to write")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_import_keras)
+
+
+def cmd_import_keras(args: argparse.Namespace) -> int:
+    from mnist_cnn import checkpoint, data
+    from mnist_cnn.evaluate import evaluate
+    from mnist_cnn.interop import import_keras
+    from mnist_cnn.summary import render_keras, summarize
+
+    model = import_keras(args.model)
+    _, (x_test, y_test) = data.load_data("mnist", args.data_dir)
+    test = evaluate(model, x_test, y_test)
+    run = Path(args.out)
+    checkpoint.save_model(run, model, {
+        "dataset": "mnist", "recipe": "keras", "source": {"keras_file": str(args.model)},
+        "metrics": {"test_loss": test.loss, "test_accuracy": test.accuracy}})
+    checkpoint.atomic_write_text(run / checkpoint.SUMMARY, render_keras(summarize(model.arch)))
+    print(f"Imported {args.model} as {model.arch.name}: test accuracy {test.accuracy:.2%}.")
+    print(f"Saved the run to {run}/")
+    return 0
+
+
 # ---------------------------------------------------------------- bench
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
@@ -329,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_summary, _add_train, _add_evaluate, _add_report, _add_data,
-                _add_bench):
+                _add_bench, _add_import_keras):
         add(sub)
     return parser
 
