@@ -55,7 +55,10 @@ def training_curves(history: Sequence[dict[str, float]], test_loss: float,
                    label=f"test ({_fmt(key, test)})")
         ax.set_title(f"{key.capitalize()} per epoch")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(epochs) == 1:  # one point: centre it rather than let matplotlib squash the axis
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
         if key == "accuracy":
@@ -120,7 +123,7 @@ def mistakes_grid(images: np.ndarray, rows: Sequence[tuple[int, str, str, float]
                   cols: int = 8) -> Figure:
     """Digits with their true and (wrong) predicted labels; rows are (index, true, pred, p)."""
     grid_rows = max(1, math.ceil(len(rows) / cols))
-    fig = _figure(cols * 1.6, grid_rows * 2.1 + 0.5)
+    fig = _figure(cols * 1.65, grid_rows * 2.3 + 0.5)
     axes = fig.subplots(grid_rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
