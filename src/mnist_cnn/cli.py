@@ -346,6 +346,64 @@ def _print_bench(report) -> None:
               f"p99 {report.latency_ms['p99']:.3f} ms (1,000 calls)")
 
 
+# ---------------------------------------------------------------- predict, serve
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict the digit in your own images (photos, drawings)",
+                       description="Prepare each image the way MNIST was made (grayscale, "
+                       "polarity, paper and shadows removed, 20 px box, centre of mass) and "
+                       "predict it. Inputs are files, folders or glob patterns; the format "
+                       "comes from the file's bytes (PNG, JPEG, WebP, BMP, GIF).")
+    p.add_argument("run", help="run directory (runs/<name>)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    p.add_argument("--top-k", type=int, default=3, help="how many classes to show (default 3)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object an image")
+    p.add_argument("--save-preprocessed", metavar="DIR",
+                   help="write the 28x28 images the network saw to DIR")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mnist_cnn.predict import Predictor, expand_inputs, predict_images
+
+    if not 1 <= args.top_k <= 10:
+        raise _usage("--top-k must be between 1 and 10")
+    paths = expand_inputs(args.images)
+    rows = predict_images(Predictor.from_run(args.run), paths, args.top_k,
+                          args.save_preprocessed)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    for row in rows:
+        if row["error"]:
+            print(f"{PROG}: {row['file']}: {row['error']}", file=sys.stderr)
+        elif not args.json:
+            top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in row["top_k"])
+            print(f"{row['file']}: {row['label']}  ({top})")
+    return 1 if any(row["error"] for row in rows) else 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="web page: draw a digit, see what each layer sees",
+                       description="Serve the page and the JSON API (/api/predict, "
+                       "/api/model, /docs) for one trained run.")
+    p.add_argument("run", help="run directory (runs/<name>)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise _usage("--port must be between 0 and 65535")
+    try:
+        from mnist_cnn.serve import serve
+    except ImportError as exc:  # fastapi/uvicorn are the [web] extra
+        raise _usage(f"serving needs the web extra ({exc.name} is missing): "
+                     "pip install 'mnist-cnn[web]'") from None
+    serve(args.run, args.host, args.port)
+    return 0
+
+
 # ---------------------------------------------------------------- main
 
 def _usage(message: str) -> MnistCnnError:
@@ -361,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_summary, _add_train, _add_evaluate, _add_report, _add_data,
-                _add_bench, _add_import_keras):
+                _add_bench, _add_import_keras, _add_predict, _add_serve):
         add(sub)
     return parser
 

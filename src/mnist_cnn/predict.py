@@ -79,3 +79,84 @@ class Predictor:
         """The first convolution's learned kernels as (filters, 3, 3)."""
         first = next(iter(self.model.layers.values()))
         return first.weight.detach()[:, 0].numpy().copy()
+
+
+# ---------------------------------------------------------------------------------------
+# Predicting a person's image files (`mnist-cnn predict`): inputs -> prepared digits -> rows.
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")  # for folder listings only;
+# a file named explicitly is read whatever its name, and its format comes from its bytes
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their image files, sorted) and glob patterns -> a list of files.
+
+    Raises UsageError naming the first input that matches nothing.
+    """
+    import glob
+
+    from mnist_cnn.errors import UsageError
+
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found = [path]
+        elif glob.has_magic(item):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+        if not found:
+            raise UsageError(f"{item}: no image files match")
+        paths.extend(found)
+    return paths
+
+
+def predict_images(predictor: Predictor, paths: list[Path], top_k: int = 3,
+                   save_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per file: file, label, probabilities, top_k, error, saved.
+
+    A file that cannot be used (not an image, too large, no digit) gets its `error` and a
+    null label; the others are predicted in one batch. With `save_dir`, the 28x28 image the
+    network saw is written there as PNG.
+    """
+    from mnist_cnn.errors import MnistCnnError
+    from mnist_cnn.preprocess import prepare_file
+
+    rows: list[dict[str, Any]] = []
+    digits: dict[int, np.ndarray] = {}
+    for i, path in enumerate(paths):
+        rows.append({"file": str(path), "label": None, "probabilities": None, "top_k": [],
+                     "error": None, "saved": None})
+        try:
+            digits[i] = prepare_file(path)
+        except MnistCnnError as exc:
+            rows[i]["error"] = str(exc)
+    if digits:
+        probs = predictor.probabilities(np.stack(list(digits.values())))
+        for (i, digit), p in zip(digits.items(), probs, strict=True):
+            order = np.argsort(-p)[: max(1, top_k)]
+            rows[i].update(label=int(order[0]), probabilities=[round(float(v), 6) for v in p],
+                           top_k=[{"label": int(d), "probability": round(float(p[d]), 6)}
+                                  for d in order])
+            if save_dir is not None:
+                rows[i]["saved"] = str(_save_digit(digit, Path(save_dir), paths[i], i))
+    return rows
+
+
+def _save_digit(digit: np.ndarray, folder: Path, source: Path, index: int) -> Path:
+    """Write the 28x28 digit as PNG (numbered, so equal names from two folders both stay),
+    through a temporary file so no half-written image is ever left behind."""
+    import os
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{index:04d}-{source.stem}.png"
+    partial = target.with_suffix(".png.partial")
+    Image.fromarray(digit).save(partial, format="PNG")
+    os.replace(partial, target)
+    return target

@@ -49,6 +49,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024  # a phone photo re-encoded by the page fits; m
 WEB_DIR = Path(__file__).parent / "web"
 PIXELS_SHAPE = (28, 28)  # {"pixels": ...} is the network's own input size, nothing else
 ROUND = 4  # decimals in activations: enough for a picture, a quarter of the bytes
+INFERENCE_THREADS = 1  # one 28x28 image is too small to share out: 1 thread is ~4x faster
 SECURITY_HEADERS = [  # the page loads nothing from elsewhere, and says so to the browser
     (b"content-security-policy",
      b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'"),
@@ -294,8 +295,10 @@ def _docs_page(schema: dict) -> str:
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Load the run's model once and serve the page and API until interrupted."""
+    import torch
     import uvicorn
 
+    torch.set_num_threads(INFERENCE_THREADS)
     app = create_app(Predictor.from_run(run_dir))
     uvicorn.run(app, host=host, port=port, log_level="info")
 
