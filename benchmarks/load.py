@@ -26,7 +26,8 @@ from PIL import Image, ImageDraw
 from mnist_cnn.preprocess import to_mnist
 
 HOST = "127.0.0.1"  # loopback only
-SERVER = "import sys; from mnist_cnn.serve import serve; serve(sys.argv[1], sys.argv[2], int(sys.argv[3]))"
+SERVER = ("import sys; from mnist_cnn.serve import serve; "
+          "serve(sys.argv[1], sys.argv[2], int(sys.argv[3]))")
 
 
 def free_port() -> int:
