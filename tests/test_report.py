@@ -125,17 +125,24 @@ def test_curves_handle_many_epochs_with_validation():
 def test_cli_report_writes_into_the_run(trained_run, data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
+    (run / "history.csv").unlink()  # an older run without history: no curves, the rest stands
     assert main(["report", str(run), "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert (run / "report" / "index.html").is_file() and (run / "report" / "report.md").is_file()
     assert str(run / "report" / "index.html") in out
+    pngs = {p.stem for p in (run / "report").glob("*.png")}
+    assert pngs == FIGURES - {"curves"}
+    assert 'src="curves.png"' not in (run / "report" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("argv, message", [
     (["report", "/nonexistent/run"], "no such run directory"),
     (["report"], "the following arguments are required: RUN"),
+    (["report", "RUN", "--out", "FILE"], "exists and is not a directory"),
 ])
-def test_cli_report_bad_input_is_one_clear_line(argv, message, capsys):
+def test_cli_report_bad_input_is_one_clear_line(argv, message, trained_run, tmp_path, capsys):
+    (tmp_path / "FILE").write_text("not a folder")
+    argv = [{"RUN": str(trained_run), "FILE": str(tmp_path / "FILE")}.get(a, a) for a in argv]
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

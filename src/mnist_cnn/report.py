@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_cnn.errors import UsageError
 from mnist_cnn.evaluate import Metrics
 from mnist_cnn.predict import LayerOutput
 from mnist_cnn.summary import Summary
@@ -161,8 +162,10 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
     """Compute, draw and write the report for a run into `out_dir` (default `<run>/report`)."""
     from mnist_cnn.checkpoint import atomic_write, atomic_write_text
 
-    report = compute_report(run_dir, data_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory; choose another --out")
+    report = compute_report(run_dir, data_dir)
     paths = {}
     for stem, fig in _draw(report).items():
         paths[stem] = out / f"{stem}.png"
