@@ -231,7 +231,7 @@ def architecture(rows: Sequence[Any], details: Sequence[str], input_shape: Seque
     blocks += [(r.name, f"{r.kind}{', ' if d else ''}{d}", tuple(r.output_shape), r.params)
                for r, d in zip(rows, details, strict=True)]
     step = 1.75
-    fig = _figure(max(10.0, step * len(blocks) * 0.95), 4.8)
+    fig = _figure(max(10.0, step * len(blocks) * 0.95), 4.3)
     ax = fig.subplots()
     for i, (name, kind, shape, params) in enumerate(blocks):
         width, height = _block_size(shape)
