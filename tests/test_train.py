@@ -98,3 +98,14 @@ def test_bad_validation_split_is_a_usage_error():
     x, y = tiny_mnist(16)
     with pytest.raises(UsageError):
         split_validation(x, y, 1.5)
+
+
+def test_resume_accepts_flags_that_restate_the_runs_settings():
+    from dataclasses import asdict
+
+    from mnist_cnn.train import _same_settings
+
+    saved = asdict(TrainConfig(batch_size=16))  # epochs left to the recipe (5)
+    _same_settings(TrainConfig(epochs=5, batch_size=16), saved, {"epochs", "batch_size"})
+    with pytest.raises(TrainingError, match="--epochs 6 \\(run has 5\\)"):
+        _same_settings(TrainConfig(epochs=6), saved, {"epochs"})

@@ -91,7 +91,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
     else:
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
-    print(render_keras(summarize(get_architecture(cfg.arch))), end="")
+    arch = cfg.arch
+    if args.resume:  # the run's own architecture, whatever the flags say
+        from mnist_cnn.checkpoint import load_state
+
+        arch = load_state(run_dir)["config"]["arch"]
+    print(render_keras(summarize(get_architecture(arch))), end="")
     try:
         outcome = train_run(cfg, run_dir, args.data_dir, KerasProgress(), bool(args.resume),
                             explicit)

@@ -265,8 +265,16 @@ class RunOutcome:
 
 
 def _same_settings(cfg: TrainConfig, saved: dict[str, Any], explicit: set[str]) -> None:
-    changed = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (run has {saved.get(k)})"
-               for k in sorted(explicit) if getattr(cfg, k) != saved.get(k)]
+    """Refuse a resume whose explicit flags differ from the run's (recipe values resolved,
+    so `--epochs 5` matches a run that took the recipe's 5 epochs)."""
+    saved_cfg = TrainConfig(**saved)
+
+    def value(c: TrainConfig, key: str) -> Any:
+        if key in ("epochs", "batch_size", "lr"):
+            return getattr(c.resolved_recipe(), key)
+        return getattr(c, key)
+    changed = [f"--{k.replace('_', '-')} {value(cfg, k)} (run has {value(saved_cfg, k)})"
+               for k in sorted(explicit) if value(cfg, k) != value(saved_cfg, k)]
     if changed:
         raise TrainingError("refusing to resume with different settings: " + ", ".join(changed)
                             + "; resume with the run's own settings, or start a new run")
