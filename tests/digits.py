@@ -18,18 +18,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-FONTS = (  # sans, serif, italic and bold faces whose digits people also write
+FONTS = (  # upright sans and serif faces, regular and bold
     "DejaVuSans.ttf",
     "DejaVuSans-Bold.ttf",
-    "DejaVuSans-Oblique.ttf",
     "DejaVuSerif.ttf",
-    "DejaVuSerif-Italic.ttf",
     "STIXGeneral.ttf",
-    "STIXGeneralItalic.ttf",
     "cmss10.ttf",
-)  # left out: monospace (its zero is slashed) and Computer Modern roman (old-style figures)
+)  # left out: italics (slant comes from the random shear, for every glyph), monospace (its
+#    zero is slashed) and Computer Modern roman (old-style figures)
 GLYPH_SIZE = 160  # px: glyphs are drawn large, then distorted and scaled onto the canvas
-HAND_SHARE = 0.5  # the share of digits drawn as pen strokes rather than typed in a font
+HAND_SHARE = 0.7  # the share of digits drawn as pen strokes rather than typed in a font
 
 # Pen strokes as people write each digit, in a box 0.6 wide and 1 tall (y down). Each
 # stroke is a list of points joined by a smooth curve; a digit has one to three strokes.
@@ -41,7 +39,7 @@ STROKES: dict[int, list[list[tuple[float, float]]]] = {
          (0.05, 0.95)], [(0.05, 0.95), (0.6, 0.94)]],
     3: [[(0.05, 0.12), (0.3, 0.02), (0.52, 0.15), (0.48, 0.36), (0.25, 0.48), (0.52, 0.6),
          (0.55, 0.82), (0.3, 0.97), (0.03, 0.86)]],
-    4: [[(0.38, 0.02), (0.04, 0.64)], [(0.04, 0.64), (0.6, 0.62)], [(0.45, 0.3), (0.43, 0.98)]],
+    4: [[(0.38, 0.02), (0.04, 0.64)], [(0.04, 0.64), (0.6, 0.62)], [(0.45, 0.1), (0.43, 0.98)]],
     5: [[(0.55, 0.03), (0.12, 0.04)], [(0.12, 0.04), (0.08, 0.45)],
         [(0.08, 0.45), (0.35, 0.37), (0.55, 0.55), (0.54, 0.82), (0.3, 0.97), (0.03, 0.87)]],
     6: [[(0.48, 0.0), (0.22, 0.3), (0.07, 0.65), (0.15, 0.92), (0.33, 0.98), (0.5, 0.86),

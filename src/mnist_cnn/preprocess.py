@@ -186,10 +186,12 @@ def _ink_map(gray: np.ndarray) -> np.ndarray:
     if paper - lo > hi - paper:  # the strongest marks are darker than the paper: invert
         gray = 1.0 - gray
     ink = np.clip(gray - _background(gray), 0, None)  # shadows and uneven paper removed
-    edge = _frame(ink)
-    paper = float(np.median(edge))
-    sigma = max(1.4826 * float(np.median(np.abs(edge - paper))), 1 / 255)  # paper texture
-    strong = ink[ink > paper + max(MIN_CONTRAST, NOISE_SIGMAS * sigma)]
+    paper, sigma = _paper_stats(ink)  # the paper's level and texture (grain)
+    # Ink is found where a 3x3 neighbourhood stands out: strokes are wider than a pixel,
+    # grain is not, so averaging lowers the grain's sigma threefold but not the strokes.
+    smooth = _box3(ink)
+    smooth_paper, smooth_sigma = _paper_stats(smooth)
+    strong = ink[smooth > smooth_paper + max(MIN_CONTRAST, NOISE_SIGMAS * smooth_sigma)]
     if strong.size < MIN_INK_PIXELS:
         raise NoDigitError("no digit found: nothing stands out from the background")
     top = float(np.percentile(strong, 99))  # the strongest ink: the pen, not a shadow
@@ -205,23 +207,37 @@ def _frame(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:m].ravel(), a[-m:].ravel(), a[:, :m].ravel(), a[:, -m:].ravel()])
 
 
+def _paper_stats(a: np.ndarray) -> tuple[float, float]:
+    """Median and robust sigma (from the median absolute deviation) of the edge band."""
+    edge = _frame(a)
+    level = float(np.median(edge))
+    return level, max(1.4826 * float(np.median(np.abs(edge - level))), 1 / 255)
+
+
+def _box3(a: np.ndarray) -> np.ndarray:
+    """The mean over each pixel's 3x3 neighbourhood."""
+    p = np.pad(a, 1, mode="edge")
+    h, w = a.shape
+    return sum(p[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+
+
 def _extremes(gray: np.ndarray) -> tuple[float, float]:
     """Darkest and brightest 3x3 neighbourhood means: extremes that a lone noisy pixel
     cannot set, yet a digit covering a tiny part of a large canvas still does."""
-    p = np.pad(gray, 1, mode="edge")
-    h, w = gray.shape
-    mean = sum(p[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+    mean = _box3(gray)
     return float(mean.min()), float(mean.max())
 
 
 def _background(gray: np.ndarray) -> np.ndarray:
-    """The paper's brightness, ink removed: minimum over coarse blocks, then over their 3x3
-    neighbourhood (so a block inside a thick stroke still reaches paper), upsampled smoothly."""
+    """The paper's brightness, ink removed: a low percentile of coarse blocks, then the
+    minimum over their 3x3 neighbourhood (so a block inside a thick stroke still reaches
+    paper), upsampled smoothly."""
     h, w = gray.shape
     block = max(4, max(h, w) // 8)
     gh, gw = -(-h // block), -(-w // block)
     padded = np.pad(gray, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
-    grid = padded.reshape(gh, block, gw, block).min(axis=(1, 3))
+    blocks = padded.reshape(gh, block, gw, block).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
+    grid = np.percentile(blocks, 10, axis=-1)  # not the minimum: grain would drag it down
     g = np.pad(grid, 1, mode="edge")
     grid = np.min([g[i : i + gh, j : j + gw] for i in range(3) for j in range(3)], axis=0)
     smooth = _float_image(grid).resize((w, h), Image.Resampling.BILINEAR)
