@@ -85,7 +85,8 @@ def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> R
     probabilities = torch.softmax(logits, dim=1).numpy()
     predictions = probabilities.argmax(1)
     n = len(dataset.classes)
-    confusion = np.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
+    pairs = labels.astype(np.int64) * n + predictions  # (true, predicted) as one index
+    confusion = np.bincount(pairs, minlength=n * n).reshape(n, n)
     metrics = Metrics(loss=F.cross_entropy(logits, y).item(),
                       accuracy=float((predictions == labels).mean()), confusion=confusion)
     return ReportData(
