@@ -90,7 +90,7 @@ def confusion_matrix(confusion: np.ndarray, classes: Sequence[str]) -> Figure:
         if count:
             shade = blue(count) if i == j else red(count)
             ax.text(j, i, str(count), ha="center", va="center", fontsize=10,
-                    color="white" if shade > 0.6 else "black")
+                    color="white" if shade > 0.6 else "black", in_layout=False)
     ax.set_xticks(range(n), classes, rotation=45 if max(map(len, classes)) > 2 else 0,
                   ha="right" if max(map(len, classes)) > 2 else "center")
     ax.set_yticks(range(n), classes)
@@ -152,7 +152,7 @@ def conv_filters(filters: np.ndarray, name: str = "conv2d", cols: int = 8) -> Fi
             continue
         image = ax.imshow(filters[i], cmap="RdBu_r", vmin=-limit, vmax=limit)
         for (r, c), w in np.ndenumerate(filters[i]):
-            ax.text(c, r, f"{w:.2f}", ha="center", va="center", fontsize=7,
+            ax.text(c, r, f"{w:.2f}", ha="center", va="center", fontsize=7, in_layout=False,
                     color="white" if abs(w) > 0.6 * limit else "black")
         ax.set_title(f"filter {i}", fontsize=9)
     fig.colorbar(image, ax=axes, label="weight (red +, blue -)", shrink=0.9)
