@@ -27,3 +27,17 @@ def test_evaluate_reproduces_the_trained_accuracy(trained_run, data_dir, capsys)
     out = capsys.readouterr().out
     assert f"accuracy {meta['metrics']['test_accuracy']:.2%}" in out
     assert "confusion matrix" in out
+
+
+@pytest.mark.slow
+def test_the_fast_recipe_is_the_lesson_network_and_reaches_99_percent(mnist):
+    from mnist_cnn.evaluate import evaluate
+    from mnist_cnn.model import ARCHITECTURES, count_params
+    from mnist_cnn.train import TrainConfig, fit
+
+    (x_train, y_train), (x_test, y_test) = mnist
+    result = fit(TrainConfig(recipe="fast", seed=0), (x_train, y_train))
+    assert result.model.arch == ARCHITECTURES["seed"] and count_params(result.model) == 93322
+    assert result.hyperparameters["epochs"] == 1
+    accuracy = evaluate(result.model, x_test, y_test).accuracy
+    assert accuracy >= 0.988, f"fast recipe reached only {accuracy:.4f}"

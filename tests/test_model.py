@@ -93,3 +93,15 @@ def test_damaged_architecture_is_refused(damage):
     damage(description)
     with pytest.raises(ModelFileError):
         Architecture.from_dict(description)
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_fast_forward_equals_layer_by_layer_forward(name):
+    """forward() moves each ReLU after the pool that follows it; the result is identical."""
+    model = build_model(name, seed=1)
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.forward_all(x)[-1][1])
+        conv = model.layers["conv2d"](x)
+        assert torch.equal(torch.relu(model.layers["max_pooling2d"](conv)),
+                           model.layers["max_pooling2d"](torch.relu(conv)))

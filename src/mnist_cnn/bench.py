@@ -41,7 +41,7 @@ class RecipeFigures:
 class BenchReport:
     machine: dict[str, Any]
     recipes: list[RecipeFigures]
-    eval_seconds: float | None = None  # all 10,000 test images, median
+    eval_seconds: dict[str, float] | None = None  # all 10,000 test images, median, by precision
     latency_ms: dict[str, float] | None = None  # single image in process: p50, p99
     peer: RecipeFigures | None = None  # the lesson's Keras program, when TensorFlow exists
 
@@ -87,20 +87,22 @@ def bench_recipe(recipe: str, runs: int, mnist, epochs: int | None = None,
         figures.train_seconds.append(result.train_seconds)
         figures.images_per_second.append(result.steps * hp["batch_size"]
                                          / result.train_seconds)
-        figures.test_accuracy.append(evaluate(model, x_test, y_test).accuracy)
+        figures.test_accuracy.append(evaluate(model, x_test, y_test,
+                                              result.precision).accuracy)
     return figures, model
 
 
-def bench_eval(model: torch.nn.Module, mnist, repeats: int = 5) -> float:
+def bench_eval(model: torch.nn.Module, mnist, precision: str = "fp32",
+               repeats: int = 7) -> float:
     """Median seconds to evaluate the whole test set (as `mnist-cnn evaluate` does)."""
     from mnist_cnn.evaluate import evaluate
 
     _, (x_test, y_test) = mnist
-    evaluate(model, x_test[:1000], y_test[:1000])  # warm-up: oneDNN picks its kernels
+    evaluate(model, x_test[:1000], y_test[:1000], precision)  # warm-up: kernel choice
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        evaluate(model, x_test, y_test)
+        evaluate(model, x_test, y_test, precision)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -133,6 +133,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="loss, accuracy and per-class report of a saved run")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="numerics of the evaluation (default: the precision the run was "
+                        "trained in; bf16 only where the hardware supports it)")
     _data_dir_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -145,7 +148,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_model(args.run)
     dataset = data.get_dataset(meta.get("dataset", "mnist"))
     _, (x_test, y_test) = data.load_data(dataset.name, args.data_dir)
-    metrics = evaluate(model, x_test, y_test)
+    precision = args.precision or meta.get("timing", {}).get("precision", "fp32")
+    metrics = evaluate(model, x_test, y_test, precision)
     if args.json:
         print(json.dumps({"run": str(args.run), "dataset": dataset.name, **metrics.to_dict()},
                          indent=2))
@@ -321,7 +325,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         figures, model = bench.bench_recipe(name, args.runs, mnist, args.epochs, args.device)
         report.recipes.append(figures)
     if model is not None:
-        report.eval_seconds = bench.bench_eval(model, mnist)
+        from mnist_cnn.train import bf16_supported
+
+        precisions = ["fp32"] + (["bf16"] if bf16_supported(model.layers.conv2d.weight.device)
+                                 else [])
+        report.eval_seconds = {p: bench.bench_eval(model, mnist, p) for p in precisions}
         report.latency_ms = bench.bench_latency(model, mnist)
     if not args.no_peer and bench.tensorflow_available():
         report.peer = bench.bench_keras(args.runs, mnist, args.epochs or 5)
@@ -346,7 +354,8 @@ def _print_bench(report) -> None:
               f"{med['test_accuracy_mean']:>15.2%} {len(f.train_seconds):>4}")
     print("\ntrain s, img/s: medians; test accuracy: mean over the runs (seeds 0..N-1).")
     if report.eval_seconds is not None:
-        print(f"evaluate 10,000 test images: {report.eval_seconds:.3f} s (median of 5)")
+        for precision, seconds in report.eval_seconds.items():
+            print(f"evaluate 10,000 test images, {precision}: {seconds:.3f} s (median of 7)")
         print(f"single-image predict: p50 {report.latency_ms['p50']:.3f} ms, "
               f"p99 {report.latency_ms['p99']:.3f} ms (1,000 calls)")
 

@@ -47,14 +47,18 @@ class Recipe:
     warmup: float  # fraction of the steps spent warming up under "onecycle"
     precision: str  # "fp32", or "bf16": bfloat16 autocast where the hardware has it
     channels_last: bool  # NHWC activations: the layout oneDNN's CPU convolutions prefer
+    label_smoothing: float = 0.0  # of the training loss only; 0 is the lesson's plain loss
 
 
 RECIPES: dict[str, Recipe] = {
     "seed": Recipe("seed", epochs=5, batch_size=32, lr=1e-3, schedule="constant",
                    warmup=0.0, precision="fp32", channels_last=True),
-    # Large batches keep both cores busy; a one-cycle schedule lets two epochs reach 99%.
-    "fast": Recipe("fast", epochs=2, batch_size=256, lr=3e-3, schedule="onecycle",
-                   warmup=0.2, precision="bf16", channels_last=True),
+    # One pass is enough when the learning rate is pushed high and annealed (one-cycle),
+    # and label smoothing keeps the last steps from overfitting; batch 128 in bfloat16 keeps
+    # both cores busy while still taking 469 steps. Chosen on training runs scored on the
+    # test set only after the choice (see docs/BENCHMARKS.md).
+    "fast": Recipe("fast", epochs=1, batch_size=128, lr=1e-2, schedule="onecycle",
+                   warmup=0.2, precision="bf16", channels_last=True, label_smoothing=0.1),
 }
 
 
@@ -209,7 +213,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
             xb, yb = x[idx], y[idx]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             keras_adam_step(optimizer, step_count + i + 1)
@@ -230,7 +234,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
             raise TrainingError(f"the training loss became non-finite in epoch {epoch + 1}; "
                                 "stopping (the last good checkpoint is kept). Try a lower --lr.")
         if val_t is not None:
-            metrics = evaluate_tensors(model, *val_t)
+            metrics = evaluate_tensors(model, *val_t, bf16=use_bf16)
             logs |= {"val_loss": metrics.loss, "val_accuracy": metrics.accuracy}
         history.append(logs)
         if reporter:
@@ -304,7 +308,7 @@ def train_run(cfg: TrainConfig, run_dir: Path, data_dir: str | Path | None = Non
     result = fit(cfg, train_part, val_part, reporter, state,
                  on_epoch=lambda s: checkpoint.save_state(run_dir, s))
     start = time.perf_counter()
-    test = evaluate(result.model, x_test, y_test)
+    test = evaluate(result.model, x_test, y_test, result.precision)
     test_seconds = time.perf_counter() - start
     meta = {
         "dataset": cfg.dataset, "recipe": cfg.recipe, "hyperparameters": result.hyperparameters,
