@@ -27,7 +27,7 @@ from mnist_cnn.preprocess import to_mnist
 
 HOST = "127.0.0.1"  # loopback only
 SERVER = ("import sys; from mnist_cnn.serve import serve; "
-          "serve(sys.argv[1], sys.argv[2], int(sys.argv[3]))")
+          "serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))")
 
 
 def free_port() -> int:
@@ -78,9 +78,10 @@ def client(port: int, body: bytes, count: int, latencies: list, errors: list) ->
     conn.close()
 
 
-def run(run_dir: str, requests: int, clients: int, activations: bool) -> int:
+def run(run_dir: str, requests: int, clients: int, activations: bool, workers: int) -> int:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, run_dir, HOST, str(port)],
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, run_dir, HOST, str(port),
+                             str(workers)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # access log
     try:
         wait_ready(port, proc)
@@ -101,7 +102,8 @@ def run(run_dir: str, requests: int, clients: int, activations: bool) -> int:
         proc.wait(timeout=10)
     ms = np.array(latencies) * 1000
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    print(f"{len(ms)} requests, {clients} clients, {len(body)} byte JSON body, "
+    print(f"{len(ms)} requests, {clients} clients, {workers} server worker(s), "
+          f"{len(body)} byte JSON body, "
           f"activations={'yes' if activations else 'no'}")
     print(f"latency ms: p50 {p50:.2f}  p90 {p90:.2f}  p99 {p99:.2f}  max {ms.max():.2f}")
     print(f"throughput: {len(ms) / wall:.0f} requests/s over {wall:.1f} s; errors: {len(errors)}")
@@ -116,8 +118,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--activations", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     args = parser.parse_args()
-    sys.exit(run(args.run_dir, args.requests, args.clients, args.activations))
+    sys.exit(run(args.run_dir, args.requests, args.clients, args.activations, args.workers))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ def test_unknown_command_is_a_usage_error(capsys):
     (["train", "--recipe", "slow"], "unknown recipe 'slow'"),
     (["train", "--epochs", "0"], "--epochs must be at least 1"),
     (["evaluate", "/nonexistent/run"], "no such run directory"),
+    (["serve", "/nonexistent/run", "--workers", "0"], "--workers must be between 1 and 64"),
+    (["serve", "/nonexistent/run"], "no such run directory"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, capsys):
     assert main(argv) != 0

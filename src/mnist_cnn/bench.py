@@ -31,8 +31,8 @@ class RecipeFigures:
     test_accuracy: list[float] = field(default_factory=list)
 
     def medians(self) -> dict[str, float]:
-        return {"train_seconds": statistics.median(self.train_seconds),
-                "images_per_second": statistics.median(self.images_per_second),
+        return {"train_seconds_median": statistics.median(self.train_seconds),
+                "images_per_second_median": statistics.median(self.images_per_second),
                 "test_accuracy_median": statistics.median(self.test_accuracy),
                 "test_accuracy_mean": statistics.fmean(self.test_accuracy)}
 

@@ -350,7 +350,7 @@ def _print_bench(report) -> None:
     for f in rows:
         med = f.medians()
         print(f"{f.recipe:<20} {f.epochs:>6} {f.batch_size:>5} {f.precision:>5} "
-              f"{med['train_seconds']:>8.2f} {med['images_per_second']:>8.0f} "
+              f"{med['train_seconds_median']:>8.2f} {med['images_per_second_median']:>8.0f} "
               f"{med['test_accuracy_mean']:>15.2%} {len(f.train_seconds):>4}")
     print("\ntrain s, img/s: medians; test accuracy: mean over the runs (seeds 0..N-1).")
     if report.eval_seconds is not None:
@@ -403,6 +403,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory (runs/<name>)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, each with its own model (default 1; 2 on a "
+                        "2-core machine halves the latency under concurrent load)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -414,7 +417,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:  # fastapi/uvicorn are the [web] extra
         raise _usage(f"serving needs the web extra ({exc.name} is missing): "
                      "pip install 'mnist-cnn[web]'") from None
-    serve(args.run, args.host, args.port)
+    if not 1 <= args.workers <= 64:
+        raise _usage("--workers must be between 1 and 64")
+    serve(args.run, args.host, args.port, args.workers)
     return 0
 
 

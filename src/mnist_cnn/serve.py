@@ -293,14 +293,39 @@ def _docs_page(schema: dict) -> str:
     )
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the run's model once and serve the page and API until interrupted."""
+RUN_ENV = "MNIST_CNN_SERVE_RUN"  # how worker processes learn which run to load
+
+
+def app_from_env() -> FastAPI:
+    """The app for one uvicorn worker process: the run directory comes from $MNIST_CNN_SERVE_RUN."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(INFERENCE_THREADS)
+    return create_app(Predictor.from_run(os.environ[RUN_ENV]))
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
+          workers: int = 1) -> None:
+    """Load the run's model and serve the page and API until interrupted.
+
+    With `workers` > 1, uvicorn runs that many processes, each with its own copy of the
+    model (inference is one thread each), so concurrent requests use every core.
+    """
+    import os
+
     import torch
     import uvicorn
 
     torch.set_num_threads(INFERENCE_THREADS)
-    app = create_app(Predictor.from_run(run_dir))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    predictor = Predictor.from_run(run_dir)  # a bad run fails here, before any worker starts
+    if workers <= 1:
+        uvicorn.run(create_app(predictor), host=host, port=port, log_level="info")
+        return
+    os.environ[RUN_ENV] = str(Path(run_dir).resolve())
+    uvicorn.run("mnist_cnn.serve:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="info")
 
 
 @contextmanager
