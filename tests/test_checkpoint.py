@@ -77,3 +77,14 @@ def test_history_round_trip(tmp_path):
     history = [{"epoch": 1.0, "loss": 0.5, "accuracy": 0.9}]
     checkpoint.write_history(tmp_path, history)
     assert checkpoint.read_history(tmp_path) == history
+
+
+def test_saved_files_have_ordinary_permissions(saved):
+    import os
+    import stat
+
+    run_dir, _ = saved
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in run_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path.name

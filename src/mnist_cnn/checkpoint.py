@@ -32,6 +32,12 @@ FORMAT_VERSION = 1
 MAX_META_BYTES = 1 << 20  # model.json is a few KB; anything this big is not ours
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, fsync it, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +46,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(name)
     try:
         write(tmp)
+        # mkstemp makes the file owner-only; a model or report is meant to be shared, so it
+        # gets the permissions an ordinary new file would have (after `write`, which may
+        # have replaced the file).
+        tmp.chmod(0o666 & ~_umask())
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
