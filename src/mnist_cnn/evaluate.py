@@ -58,9 +58,14 @@ def evaluate_tensors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     was_training = model.training
     logits = predict_logits(model, x, bf16=bf16)
     model.train(was_training)
+    return metrics_from_logits(logits, y, classes)
+
+
+def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: int = 10) -> Metrics:
+    """Loss, accuracy and confusion matrix from float logits (N, classes) and labels (N,)."""
     loss = F.cross_entropy(logits, y).item()
     predicted = logits.argmax(1)
-    pairs = (y * classes + predicted).cpu()
+    pairs = (y * classes + predicted).cpu()  # (true, predicted) as one index
     confusion = torch.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
     accuracy = (predicted == y).float().mean().item()
     return Metrics(loss=loss, accuracy=accuracy, confusion=confusion.numpy())

@@ -149,14 +149,11 @@ def predict_images(predictor: Predictor, paths: list[Path], top_k: int = 3,
 
 def _save_digit(digit: np.ndarray, folder: Path, source: Path, index: int) -> Path:
     """Write the 28x28 digit as PNG (numbered, so equal names from two folders both stay),
-    through a temporary file so no half-written image is ever left behind."""
-    import os
-
+    atomically, so no half-written image is ever left behind."""
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
+    from mnist_cnn.checkpoint import atomic_write
+
     target = folder / f"{index:04d}-{source.stem}.png"
-    partial = target.with_suffix(".png.partial")
-    Image.fromarray(digit).save(partial, format="PNG")
-    os.replace(partial, target)
+    atomic_write(target, lambda tmp: Image.fromarray(digit).save(tmp, format="PNG"))
     return target

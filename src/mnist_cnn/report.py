@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mnist_cnn.errors import UsageError
 from mnist_cnn.evaluate import Metrics
@@ -71,7 +70,7 @@ class ReportResult:
 def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportData:
     """Every number the report shows, computed from the run and its dataset's test set."""
     from mnist_cnn import checkpoint, data
-    from mnist_cnn.evaluate import predict_logits
+    from mnist_cnn.evaluate import metrics_from_logits, predict_logits
     from mnist_cnn.predict import Predictor
     from mnist_cnn.summary import summarize
     from mnist_cnn.train import to_tensors
@@ -84,11 +83,7 @@ def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> R
     logits = predict_logits(predictor.model, x).float()
     probabilities = torch.softmax(logits, dim=1).numpy()
     predictions = probabilities.argmax(1)
-    n = len(dataset.classes)
-    pairs = labels.astype(np.int64) * n + predictions  # (true, predicted) as one index
-    confusion = np.bincount(pairs, minlength=n * n).reshape(n, n)
-    metrics = Metrics(loss=F.cross_entropy(logits, y).item(),
-                      accuracy=float((predictions == labels).mean()), confusion=confusion)
+    metrics = metrics_from_logits(logits, y, len(dataset.classes))
     return ReportData(
         meta=meta, classes=dataset.classes, history=checkpoint.read_history(run_dir),
         metrics=metrics, predictions=predictions, test_images=images,
