@@ -192,22 +192,28 @@ def import_keras(path: str | Path) -> Net:
     return model.eval()
 
 
-def import_keras_run(path: str | Path, run_dir: Path, data_dir: str | Path | None = None):
-    """`mnist-cnn import-keras`: import, evaluate on the MNIST test set, write a run.
-    Returns the model and its test metrics."""
+def import_keras_run(path: str | Path, run_dir: Path, data_dir: str | Path | None = None,
+                     overwrite: bool = False):
+    """`mnist-cnn import-keras`: import, evaluate on the MNIST test set, write a run as one
+    unit (a non-empty `run_dir` only with `overwrite`). Returns the model and its test
+    metrics."""
     import time
 
     from mnist_cnn import data
     from mnist_cnn.checkpoint import RunMeta
     from mnist_cnn.evaluate import evaluate
-    from mnist_cnn.run import PREPROCESSING, versions, write_run
+    from mnist_cnn.run import PREPROCESSING, open_run, versions, write_run_files
 
-    model = import_keras(path)
-    _, (x_test, y_test) = data.load_data("mnist", data_dir)
-    test = evaluate(model, x_test, y_test)
-    meta = RunMeta(architecture=model.arch, dataset="mnist", recipe="keras",
-                   preprocessing=PREPROCESSING, source={"keras_file": str(path)},
-                   metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
-                   versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_run(run_dir, model, meta)
+    with open_run(Path(run_dir), overwrite, what="importing") as target:  # checked first
+        model = import_keras(path)
+        x_test, y_test = data.load_test("mnist", data_dir)
+        test = evaluate(model, x_test, y_test)
+        found = data.found_in(data.get_dataset("mnist"), data.TEST_SPLITS, data_dir)
+        meta = RunMeta(architecture=model.arch, dataset="mnist", recipe="keras",
+                       preprocessing=PREPROCESSING, source={"keras_file": str(path)},
+                       metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
+                       versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       data_dir=None if found is None else str(found))
+        write_run_files(target.staging, model, meta)
+        target.folder.commit()
     return model, test

@@ -33,8 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, help="stop after N steps in all (smoke runs)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--out", metavar="DIR",
-                   help="run directory (default runs/<arch>-<dataset>-<recipe>-<time>)")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+                   help="run directory (default runs/<arch>-<dataset>-<recipe>-<time>); it "
+                        "is built in DIR's hidden staging folder .<name>.partial beside it "
+                        "and moved into place when complete")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out replace an existing run (or a folder of other files) as "
+                        "a whole, once the new run is complete")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue an interrupted run (into RUN, or into --out)")
     p.add_argument("--report", action="store_true",
                    help="after training, write the run's report (see `report --help`)")
     add_data_dir(p)
@@ -42,11 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnist_cnn.checkpoint import load_state
+    from mnist_cnn import data
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.console import KerasProgress, train_summary
+    from mnist_cnn.errors import UsageError
     from mnist_cnn.model import resolve_architecture
-    from mnist_cnn.run import default_run_dir, train_run
+    from mnist_cnn.run import (
+        default_run_dir,
+        open_run,
+        resumed_config,
+        train_into,
+        training_data,
+    )
     from mnist_cnn.summary import render_keras, summarize
 
     explicit = {k for k in KEYS if getattr(args, k) is not None}
@@ -54,33 +67,49 @@ def run(args: argparse.Namespace) -> int:
     if "arch" in values:
         values["arch"] = resolve_architecture(values["arch"])
     cfg = TrainConfig(**values)  # every flag is checked here, before any data is read
-    state = None
-    if args.resume:
-        run_dir = Path(args.resume)
-        state = load_state(run_dir)
-    else:
-        run_dir = Path(args.out) if args.out else default_run_dir(cfg)
-    print(render_keras(summarize(state.config.arch if state else cfg.arch)), end="")
+    if args.overwrite and not args.out:
+        raise UsageError("--overwrite goes with --out: the folder a new run may replace")
+    data.check_data_dir(args.data_dir)
+    resume = Path(args.resume) if args.resume else None
+    run_dir = Path(args.out) if args.out else resume or default_run_dir(cfg)
+    target = None
     try:
-        outcome = train_run(cfg, run_dir, args.data_dir, KerasProgress(), state, explicit)
+        # The output folder is locked and checked, then the data found, before anything is
+        # printed or trained: a refusal, a read-only folder or missing data costs seconds.
+        with open_run(run_dir, args.overwrite, resume) as target:
+            cfg = resumed_config(cfg, target.state, explicit)
+            found = training_data(cfg, args.data_dir)
+            print(render_keras(summarize(cfg.arch)), end="")
+            outcome = train_into(target, cfg, found, KerasProgress())
     except KeyboardInterrupt:
-        return _interrupted(run_dir)
+        return _interrupted(target)
     print(train_summary(outcome))
     if args.report:
         from mnist_cnn.commands.report import write
 
-        return write(run_dir, None, args.data_dir)
+        return write(outcome.run_dir, None, args.data_dir)
     return 0
 
 
-def _interrupted(run_dir: Path) -> int:
-    from mnist_cnn.checkpoint import STATE
+def _interrupted(target) -> int:
+    """Say where the last checkpoint is and how to resume (or that there is none)."""
+    from mnist_cnn.checkpoint import load_state
+    from mnist_cnn.errors import MnistCnnError
 
     print(file=sys.stderr)
-    if (run_dir / STATE).is_file():
-        print(f"{PROG}: interrupted; the last completed epoch is saved. Resume with:\n"
-              f"  {PROG} train --resume {run_dir}", file=sys.stderr)
-    else:
-        print(f"{PROG}: interrupted before the first epoch ended; nothing to resume.",
+    kept = target.kept if target is not None else None
+    try:
+        state = load_state(kept) if kept is not None else None
+    except MnistCnnError:
+        state = None
+    if state is None:
+        print(f"{PROG}: interrupted before the first checkpoint; nothing to resume.",
               file=sys.stderr)
+        return 130
+    at = (f"epoch {state.epoch + 1}, step {state.progress['step']}" if state.progress
+          else f"end of epoch {state.epoch}")
+    beside = ("" if kept == target.run_dir
+              else f"; {target.run_dir} keeps the earlier run until this one completes")
+    print(f"{PROG}: interrupted; the last checkpoint ({at}) is saved in {kept}{beside}. "
+          f"Resume with:\n  {PROG} train --resume {target.run_dir}", file=sys.stderr)
     return 130
