@@ -1,8 +1,10 @@
 """Run `mnist-cnn` (or any command) in a subprocess and measure what a user would see:
 exit code, stdout, stderr, wall time, CPU time and the process's own peak memory.
 
-Peak memory comes from `os.wait4` on that one child (ru_maxrss), so earlier subprocesses
-of the test session do not count, unlike RUSAGE_CHILDREN.
+Peak memory is the command's own ru_maxrss from `os.wait4`, taken by a small Python
+launcher (WRAP): a process forked straight from the test process would count the test
+process's memory too (Linux records the pre-exec memory's high-water mark at exec), and
+RUSAGE_CHILDREN would count every earlier subprocess of the session.
 """
 
 from __future__ import annotations
@@ -40,30 +42,39 @@ def cli(*argv: str) -> list[str]:
     return [sys.executable, "-m", "mnist_cnn", *map(str, argv)]
 
 
+WRAP = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | str | None = None,
         timeout: float = 300) -> Result:
     """Run `cmd` to the end (killed after `timeout` s, then the test fails)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as usage:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err,
+        proc = subprocess.Popen([sys.executable, "-c", WRAP, usage.name, *map(str, cmd)],
+                                env=env, cwd=cwd, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                os.wait4(proc.pid, 0)
-                raise AssertionError(f"{cmd} did not finish in {timeout} s (a hang)")
-            time.sleep(0.02)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"{cmd} did not finish in {timeout} s (a hang)") from None
         seconds = time.monotonic() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        maxrss_kb, cpu = usage.read().split()
         out.seek(0)
         err.seek(0)
         return Result(proc.returncode, out.read().decode(errors="replace"),
-                      err.read().decode(errors="replace"), seconds,
-                      usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+                      err.read().decode(errors="replace"), seconds, float(cpu),
+                      int(maxrss_kb) / 1024)
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:

@@ -112,7 +112,7 @@ def test_one_test_loss_everywhere_in_bf16(data_dir, tmp_path, monkeypatch, capsy
     """A bf16 run's test loss is the same number in model.json, evaluate and the report
     (the report once evaluated in fp32). bf16 is forced: torch emulates it on any CPU."""
     from mnist_cnn import device
-    from mnist_cnn.report import write_report
+    from mnist_cnn.report import compute_report
 
     monkeypatch.setattr(device, "bf16_supported", lambda dev: True)
     run_dir = tmp_path / "run"
@@ -123,7 +123,7 @@ def test_one_test_loss_everywhere_in_bf16(data_dir, tmp_path, monkeypatch, capsy
     capsys.readouterr()
     assert main(["evaluate", str(run_dir), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)["loss"]
-    reported = write_report(run_dir).test_loss
+    reported = compute_report(run_dir).metrics.loss  # what the report shows
     assert meta["metrics"]["test_loss"] == evaluated == reported
 
 

@@ -249,9 +249,9 @@ TINY_STATE = _tiny_state()
 HOSTILE = st.one_of(
     JSON, st.sampled_from([0, -1, 2**63, 2**70, -10**9, float("nan"), float("inf"), -0.0,
                            True, "", "lesson", [], {}, None]),
-    st.builds(torch.full, st.sampled_from([(), (3,), (2, 2)]),
-              st.sampled_from([0.0, float("nan"), 1e30]),
-              dtype=st.sampled_from([torch.float32, torch.int64, torch.uint8])))
+    st.sampled_from([torch.zeros(()), torch.tensor(float("nan")), torch.full((3,), 1e30),
+                     torch.zeros((2, 2), dtype=torch.int64), torch.zeros(3, dtype=torch.uint8),
+                     torch.tensor(-1), torch.tensor(2**62), torch.zeros(5000, dtype=torch.uint8)]))
 
 
 @st.composite

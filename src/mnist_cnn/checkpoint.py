@@ -354,12 +354,13 @@ def _progress(value: Any) -> dict[str, Any] | None:
     rng, loss_sum, correct = value["order_rng"], value["loss_sum"], value["correct"]
     counts_ok = all(isinstance(value[k], int) and not isinstance(value[k], bool)
                     and 0 <= value[k] <= 10**12 for k in ("step", "seen"))
-    tensors_ok = (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1
-                  and rng.numel() <= 1 << 16
-                  and isinstance(loss_sum, torch.Tensor) and loss_sum.shape == ()
-                  and loss_sum.dtype == torch.float32 and bool(torch.isfinite(loss_sum))
-                  and isinstance(correct, torch.Tensor) and correct.shape == ()
-                  and correct.dtype == torch.int64 and 0 <= int(correct) <= value["seen"])
+    tensors_ok = counts_ok and (
+        isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1
+        and rng.numel() <= 1 << 16
+        and isinstance(loss_sum, torch.Tensor) and loss_sum.shape == ()
+        and loss_sum.dtype == torch.float32 and bool(torch.isfinite(loss_sum))
+        and isinstance(correct, torch.Tensor) and correct.shape == ()
+        and correct.dtype == torch.int64 and 0 <= int(correct) <= value["seen"])
     if not (counts_ok and tensors_ok and value["step"] <= value["seen"]):
         raise _fail("its progress inside the epoch is not steps, counts and running sums")
     return dict(value)

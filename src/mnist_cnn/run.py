@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mnist_cnn import checkpoint
 from mnist_cnn.checkpoint import RunMeta, Timing, TrainState
@@ -196,6 +197,9 @@ def train_into(target: Target, cfg: TrainConfig, data: TrainingData,
     result = fit(cfg, data.train, data.val, reporter, target.state,
                  on_epoch=lambda s: checkpoint.save_state(target.staging, s),
                  checkpoint_seconds=CHECKPOINT_SECONDS)
+    # Evaluated as `evaluate` will see it once loaded (plain memory layout): in bf16 the
+    # channels-last kernels round differently, and model.json would hold another loss.
+    result.model.to(memory_format=torch.contiguous_format)
     start = time.perf_counter()
     test = evaluate(result.model, *data.test, result.precision)
     test_seconds = time.perf_counter() - start
