@@ -75,6 +75,7 @@ def test_bad_flags_fail_before_any_data_is_read(tmp_path, flags, message):
 ], ids=["evaluate", "report", "data-where", "train-out", "predict"])
 def test_an_over_long_name_is_one_line(tmp_path, argv):
     (tmp_path / "x.png").write_bytes(b"")  # predict looks at its images first
+    (tmp_path / "runs").mkdir()  # so that the long name itself is what the system refuses
     result = run(cli(*argv), env=clean_env(tmp_path), cwd=tmp_path)
     assert result.returncode in (1, 2)
     line = result.one_error_line()

@@ -16,8 +16,6 @@ import pytest
 from clirun import clean_env, cli, run, sliced_train
 from mnist_cnn import checkpoint
 from mnist_cnn.cli import main
-from mnist_cnn.errors import OutputError
-from mnist_cnn.staging import RunFolder
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "keras"
 
@@ -146,6 +144,8 @@ def test_a_full_disk_is_one_line(data_dir, tmp_path, small_mount):
 
 
 def test_a_second_writer_is_refused(data_dir, tmp_path, capsys):
+    from mnist_cnn.staging import RunFolder
+
     with RunFolder(tmp_path / "run"):
         assert _train(data_dir, tmp_path / "run") == 1
     assert f"is being written by another mnist-cnn (pid {os.getpid()})" in _one_line(capsys)
@@ -163,6 +163,8 @@ def test_two_trainings_into_one_folder_at_once(data_dir, tmp_path):
 
 
 def test_leftovers_of_a_killed_writer_are_cleaned_up(tmp_path):
+    from mnist_cnn.staging import RunFolder
+
     target = tmp_path / "run"
     (target / "checkpoint").mkdir(parents=True)
     (target / "model.json").write_text("{}")
@@ -182,6 +184,9 @@ def test_leftovers_of_a_killed_writer_are_cleaned_up(tmp_path):
 
 
 def test_the_hidden_names_stay_under_the_name_limit(tmp_path):
+    from mnist_cnn.errors import OutputError
+    from mnist_cnn.staging import RunFolder
+
     target = tmp_path / ("r" * 250)
     with RunFolder(target) as folder:
         folder.start()
