@@ -128,7 +128,7 @@ def _trust_html(report: ReportData, paths: dict[str, Path], t: Translator, lang:
         figs["saliency"],
         f'<h2>{esc(t("sec.calibration"))}</h2>', f'<p>{esc(t("p.calibration"))}</p>',
         warning, _table(calibration_rows(report, t)),
-        f'<p>{esc(t("cal.rule", target=_pct(NOT_SURE_ACCURACY)))}</p>',
+        f'<p>{esc(t("cal.rule", target=f"{NOT_SURE_ACCURACY:.0%}"))}</p>',
         f'<p>{esc(t("cal.json"))}</p>', figs["calibration"],
         f'<h2>{esc(t("sec.robustness"))}</h2>',
         f'<p>{esc(t("p.robustness", count=f"{sweep.count:,}", plain=_pct(sweep.plain_accuracy)))}'
@@ -199,7 +199,7 @@ def render_markdown(report: ReportData, paths: dict[str, Path], run_dir: str | P
         lines += [f"**{t('cal.seen_warning')}**", ""]
     lines += ["| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in calibration_rows(report, t)]
-    lines += ["", t("cal.rule", target=_pct(NOT_SURE_ACCURACY)), "", t("cal.json"), ""]
+    lines += ["", t("cal.rule", target=f"{NOT_SURE_ACCURACY:.0%}"), "", t("cal.json"), ""]
     lines += [figure(s) for s in TRUST_SECTIONS["calibration"] if s in paths]
     sweep = report.trust.robustness
     lines += [f"## {t('sec.robustness')}", "", t("p.robustness", count=f"{sweep.count:,}",
