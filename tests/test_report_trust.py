@@ -50,22 +50,28 @@ def test_temperature_is_fitted_on_training_images_only(written_report, trust, mn
 
 
 def test_a_validation_split_is_used_when_the_run_kept_one(mnist):
+    from mnist_cnn.checkpoint import RunMeta
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.model import get_architecture
     from mnist_cnn.train import split_validation
 
     images, labels = mnist[0]
-    part = held_out({"config": {"validation_split": 0.1}}, images, labels)
+    arch = get_architecture("lesson")
+    part = held_out(RunMeta(arch, config=TrainConfig(validation_split=0.1)), images, labels)
     _, (val_images, val_labels) = split_validation(images, labels, 0.1)
     assert not part.seen_in_training and len(part.labels) == min(len(val_labels), HELD_OUT_MAX)
     assert np.array_equal(part.images, val_images[-len(part.labels):])
     assert np.array_equal(part.labels, val_labels[-len(part.labels):])
-    small = held_out({"hyperparameters": {"validation_split": 0.05}}, images, labels)
+    # An imported run has no training configuration; its hyperparameters may say.
+    small = held_out(RunMeta(arch, hyperparameters={"validation_split": 0.05}), images, labels)
     assert len(small.labels) == 3_000 and not small.seen_in_training
+    assert held_out(RunMeta(arch), images, labels).seen_in_training
 
 
 def test_temperature_minimises_the_held_out_nll(trained_run, trust):
     from mnist_cnn.checkpoint import load_model
+    from mnist_cnn.device import to_tensors
     from mnist_cnn.evaluate import predict_logits
-    from mnist_cnn.train import to_tensors
 
     model, _ = load_model(trained_run)
     x, y = to_tensors(trust.held_out.images, trust.held_out.labels, torch.device("cpu"), True)

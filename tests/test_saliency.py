@@ -43,7 +43,7 @@ def test_integrated_gradients_complete_on_the_trained_network(trained, digits):
     _check_completeness(trained, x, steps=256)
 
 
-@pytest.mark.parametrize("arch", ["seed", "seed-pool3"])
+@pytest.mark.parametrize("arch", ["lesson", "lesson-pool3"])
 def test_integrated_gradients_complete_for_any_class_and_architecture(arch, digits):
     x, labels = digits
     model = build_model(arch, seed=1).eval()

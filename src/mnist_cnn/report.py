@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnist_cnn.checkpoint import RunMeta
 from mnist_cnn.errors import UsageError
 from mnist_cnn.evaluate import Metrics
 from mnist_cnn.predict import LayerOutput
@@ -25,7 +26,7 @@ from mnist_cnn.report_trust import TrustData
 from mnist_cnn.summary import Summary
 
 MISTAKES_SHOWN = 24  # three rows of eight in the grid
-MAP_KINDS = ("Conv2D", "MaxPooling2D")  # the layers whose outputs are pictures
+MAP_KINDS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")  # outputs shown as pictures
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Example:
 
 @dataclass(frozen=True)
 class ReportData:
-    meta: dict[str, Any]
+    meta: RunMeta
     classes: tuple[str, ...]
     history: list[dict[str, float]]
     metrics: Metrics  # on the whole test set, from the one pass below
@@ -54,7 +55,7 @@ class ReportData:
     test_images: np.ndarray  # (N, 28, 28) uint8
     test_labels: np.ndarray  # (N,)
     mistakes: list[Mistake]  # the most confident first
-    filters: np.ndarray  # (32, 3, 3): the first convolution's kernels
+    filters: np.ndarray  # (filters, kh, kw): the first convolution's kernels
     examples: list[Example]
     summary: Summary
     trust: TrustData  # saliency, calibration, robustness
@@ -76,15 +77,15 @@ class ReportResult:
 def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportData:
     """Every number the report shows, computed from the run and its dataset's test set."""
     from mnist_cnn import checkpoint, data
+    from mnist_cnn.device import to_tensors
     from mnist_cnn.evaluate import metrics_from_logits, predict_logits
     from mnist_cnn.predict import Predictor
     from mnist_cnn.report_trust import compute_trust
     from mnist_cnn.summary import summarize
-    from mnist_cnn.train import to_tensors
 
     predictor = Predictor.from_run(run_dir)
     meta = predictor.meta
-    dataset = data.get_dataset(meta.get("dataset", "mnist"))
+    dataset = data.get_dataset(meta.dataset)
     train, (images, labels) = data.load_data(dataset.name, data_dir)
     x, y = to_tensors(images, labels, torch.device("cpu"), channels_last=True)
     logits = predict_logits(predictor.model, x).float()
@@ -97,9 +98,8 @@ def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> R
                           [m.index for m in mistakes], [e.index for e in examples])
     return ReportData(
         meta=meta, classes=dataset.classes, history=checkpoint.read_history(run_dir),
-        metrics=metrics, predictions=predictions, test_images=images,
-        test_labels=labels, mistakes=mistakes,
-        filters=predictor.conv1_filters(), examples=examples,
+        metrics=metrics, predictions=predictions, test_images=images, test_labels=labels,
+        mistakes=mistakes, filters=predictor.conv1_filters(), examples=examples,
         summary=summarize(predictor.arch), trust=trust)
 
 
@@ -142,11 +142,12 @@ def _draw(report: ReportData) -> dict[str, Any]:
     drawn["mistakes"] = figures.mistakes_grid(
         report.test_images,
         [(e.index, classes[e.true], classes[e.predicted], e.probability) for e in report.mistakes])
-    drawn["filters"] = figures.conv_filters(report.filters)
-    arch = report.meta["architecture"]
+    if len(report.filters):
+        drawn["filters"] = figures.conv_filters(report.filters)
+    arch = report.meta.architecture
     drawn["architecture"] = figures.architecture(
-        report.summary.rows, [_detail(layer) for layer in arch["layers"]], arch["input_shape"],
-        f"Architecture '{arch['name']}': {report.summary.total_params:,} parameters")
+        report.summary.rows, [layer.detail() for layer in arch.layers], arch.input_shape,
+        f"Architecture '{arch.name}': {report.summary.total_params:,} parameters")
     for ex in report.examples:
         predicted = int(ex.probabilities.argmax())
         title = (f"Feature maps of test image #{ex.index} (true class: {classes[ex.true]}); "
@@ -158,17 +159,10 @@ def _draw(report: ReportData) -> dict[str, Any]:
     return drawn | draw_trust(report.trust, report.test_images, report.test_labels, classes)
 
 
-def _detail(layer: dict[str, Any]) -> str:
-    """A layer's settings as the lesson writes them: "3x3, relu", "2x2", "softmax"."""
-    size = layer.get("kernel_size", layer.get("pool_size"))
-    parts = [f"{size}x{size}" if size else "", layer.get("activation") or ""]
-    return ", ".join(p for p in parts if p)
-
-
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  data_dir: str | Path | None = None) -> ReportResult:
     """Compute, draw and write the report for a run into `out_dir` (default `<run>/report`)."""
-    from mnist_cnn.checkpoint import atomic_write, atomic_write_text
+    from mnist_cnn.files import atomic_write, atomic_write_text
     from mnist_cnn.report_html import render_html, render_markdown
 
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"

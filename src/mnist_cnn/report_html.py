@@ -38,11 +38,10 @@ def headline(report: ReportData, t: Translator | None = None) -> list[tuple[str,
     """The numbers a reader wants first, as (label, value) pairs (English by default)."""
     t = t or translator("en")
     meta, m = report.meta, report.metrics
-    hyper, timing = meta.get("hyperparameters", {}), meta.get("timing", {})
+    hyper, timing = meta.hyperparameters, meta.timing
     wrong = int(m.count - np.trace(m.confusion))
-    rows = [(t("head.dataset"), str(meta.get("dataset", "mnist"))),
-            (t("head.architecture"), t("head.architecture_value",
-                                       name=meta["architecture"]["name"],
+    rows = [(t("head.dataset"), meta.dataset),
+            (t("head.architecture"), t("head.architecture_value", name=meta.architecture.name,
                                        params=f"{report.summary.total_params:,}")),
             (t("head.accuracy"), t("head.accuracy_value", accuracy=_pct(m.accuracy),
                                    right=f"{m.count - wrong:,}", total=f"{m.count:,}")),
@@ -53,13 +52,13 @@ def headline(report: ReportData, t: Translator | None = None) -> list[tuple[str,
         if "val_accuracy" in last:
             rows.append((t("head.val_accuracy"), _pct(last["val_accuracy"])))
     rows += [(t(key), str(value)) for key, value in (
-        ("head.recipe", meta.get("recipe")), ("head.batch_size", hyper.get("batch_size")),
+        ("head.recipe", meta.recipe), ("head.batch_size", hyper.get("batch_size")),
         ("head.lr", hyper.get("lr"))) if value is not None]
-    if "train_seconds" in timing:
+    if timing.train_seconds is not None:
         rows.append((t("head.train_time"), t(
-            "head.train_time_value", seconds=f"{timing['train_seconds']:.1f}",
-            device=timing.get("device", "?"), precision=timing.get("precision"))))
-    return rows + [(t("head.trained"), str(meta.get("date", "?")))]
+            "head.train_time_value", seconds=f"{timing.train_seconds:.1f}",
+            device=timing.device or "?", precision=timing.precision)))
+    return rows + [(t("head.trained"), meta.date or "?")]
 
 
 def calibration_rows(report: ReportData, t: Translator) -> list[tuple[str, str]]:
@@ -151,7 +150,7 @@ def _view(report: ReportData, paths: dict[str, Path], run_dir: str | Path, lang:
                        f'{esc(t("class", name=name))}</summary><img src="{esc(path.name)}" '
                        f'alt="{esc(t("fig.feature_maps", name=name))}"></details>\n')
     note = t("lang.note")
-    meta = {k: v for k, v in report.meta.items() if k != "architecture"}
+    meta = {k: v for k, v in report.meta.to_dict().items() if k != "architecture"}
     return "\n".join([
         f'<div class="view" lang="{lang}" data-title="{esc(title)}"'
         f'{"" if lang == "en" else " hidden"}>', f"<h1>{esc(title)}</h1>",

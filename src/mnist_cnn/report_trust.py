@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from mnist_cnn.calibration import Calibration
+from mnist_cnn.checkpoint import RunMeta
 from mnist_cnn.robustness import Sweep
 from mnist_cnn.saliency import Attribution
 
@@ -60,13 +61,13 @@ class TrustData:
         return float(errors.median()), float(errors.max())
 
 
-def held_out(meta: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> HeldOut:
+def held_out(meta: RunMeta, images: np.ndarray, labels: np.ndarray) -> HeldOut:
     """The run's validation split (the last fraction of the training set, Keras-style) when
     it kept one, else the last HELD_OUT_TRAINING training images, which it trained on."""
     from mnist_cnn.train import split_validation
 
-    split = float((meta.get("config") or {}).get("validation_split")
-                  or (meta.get("hyperparameters") or {}).get("validation_split") or 0.0)
+    split = float(meta.config.validation_split if meta.config is not None
+                  else meta.hyperparameters.get("validation_split") or 0.0)
     _, validation = split_validation(images, labels, split) if split > 0 else (None, None)
     if validation is not None:
         count, seen = min(len(validation[0]), HELD_OUT_MAX), False
@@ -76,17 +77,17 @@ def held_out(meta: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> He
     return HeldOut(images[first:], labels[first:], first, seen)
 
 
-def compute_trust(model: torch.nn.Module, meta: dict[str, Any],
+def compute_trust(model: torch.nn.Module, meta: RunMeta,
                   train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
                   test_logits: torch.Tensor, mistakes: list[int],
                   example_indices: list[int]) -> TrustData:
     """Saliency for the mistakes and examples, calibration on held-out images, robustness on
     the first test images; `test_logits` are the model's on the whole test set."""
     from mnist_cnn.calibration import calibrate
+    from mnist_cnn.device import to_tensors
     from mnist_cnn.evaluate import predict_logits
     from mnist_cnn.robustness import sweep
     from mnist_cnn.saliency import gradient_x_input, integrated_gradients
-    from mnist_cnn.train import to_tensors
 
     images, labels = test
     cpu = torch.device("cpu")
