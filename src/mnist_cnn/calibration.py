@@ -126,7 +126,8 @@ class Calibration:
     not_sure_calibrated: float  # threshold on softmax(logits / T)
     before: Reliability  # test set, softmax(logits)
     after: Reliability  # test set, softmax(logits / T)
-    test_flagged: dict[str, float] = field(default_factory=dict)  # how the threshold fares
+    # How the raw threshold splits the test set: count below it, accuracy below and above.
+    test_flagged: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "fit_images": self.fit_count,
@@ -135,7 +136,7 @@ class Calibration:
                                    "calibrated": self.not_sure_calibrated,
                                    "target_accuracy": NOT_SURE_ACCURACY},
                 "test_ece": {"before": self.before.ece, "after": self.after.ece},
-                "test_not_sure": self.test_flagged,
+                "test_not_sure": {"threshold": "raw", **self.test_flagged},
                 "reliability": {"before": self.before.to_dict(),
                                 "after": self.after.to_dict()}}
 

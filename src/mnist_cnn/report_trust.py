@@ -139,7 +139,7 @@ def draw_trust(trust: TrustData, images: np.ndarray, labels: np.ndarray,
     drawn["robustness"] = ft.robustness_curves(sweep.accuracy, UNITS, sweep.count)
     drawn["robustness_examples"] = ft.tiled(
         _perturbed_rows(sweep, int(labels[0]), classes),
-        f"Test image #0 (a {classes[labels[0]]}) under every perturbation, with the "
+        f"Test image #0 (class {classes[labels[0]]}) under every perturbation, with the "
         "network's answer (red: wrong)")
     return drawn
 
