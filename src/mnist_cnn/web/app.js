@@ -243,7 +243,7 @@
     MnistView.makeBars($("bars"), model.layers[model.layers.length - 1].outShape[0], false);
     paint();
     showIdle();
-    Object.assign(page, { model, classify, ready: true });
+    Object.assign(page, { model, classify, ready: true, readyMs: performance.now() });
   }
 
   addEventListener("resize", () => MnistView.fitText($("summary")));

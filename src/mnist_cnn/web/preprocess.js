@@ -22,13 +22,31 @@ var MnistPreprocess = (function () {
   }
 
   // ---- statistics as numpy computes them ----------------------------------------------------
-  const sorted = (values) => Float64Array.from(values).sort();
-  function percentileSorted(s, q) { // numpy's default 'linear' method
-    const idx = (q / 100) * (s.length - 1), lo = Math.floor(idx), t = idx - lo;
-    const a = s[lo], b = s[Math.min(lo + 1, s.length - 1)], d = b - a;
-    return t >= 0.5 ? b - d * (1 - t) : a + d * t;
+  // The k-th smallest value (quickselect: partial ordering, no full sort); `a` is reordered.
+  function select(a, k) {
+    let lo = 0, hi = a.length - 1;
+    while (lo < hi) {
+      const pivot = a[(lo + hi) >> 1];
+      let i = lo, j = hi;
+      while (i <= j) {
+        while (a[i] < pivot) i++;
+        while (a[j] > pivot) j--;
+        if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+      }
+      if (k <= j) hi = j; else if (k >= i) lo = i; else break;
+    }
+    return a[k];
   }
-  const median = (values) => percentileSorted(sorted(values), 50);
+
+  function percentile(values, q) { // numpy's default 'linear' method
+    const a = Float64Array.from(values), idx = (q / 100) * (a.length - 1), lo = Math.floor(idx), t = idx - lo;
+    const low = select(a, lo);
+    let high = low; // the next value up: the smallest of those after `lo`
+    if (lo + 1 < a.length) { high = Infinity; for (let i = lo + 1; i < a.length; i++) high = Math.min(high, a[i]); }
+    const d = high - low;
+    return t >= 0.5 ? high - d * (1 - t) : low + d * t;
+  }
+  const median = (values) => percentile(values, 50);
 
   // ---- Pillow's resampling, for a float ("F") image: horizontal pass, then vertical ---------
   const FILTERS = {
@@ -155,7 +173,7 @@ var MnistPreprocess = (function () {
             cells.push(gray.a[Math.min(y, h - 1) * w + Math.min(x, w - 1)]);
           }
         }
-        grid.a[by * gw + bx] = percentileSorted(sorted(cells), 10);
+        grid.a[by * gw + bx] = percentile(cells, 10);
       }
     }
     return resize(min3(grid), w, h, "bilinear");
@@ -173,7 +191,7 @@ var MnistPreprocess = (function () {
     const cut = sLevel + Math.max(MIN_CONTRAST, NOISE_SIGMAS * sSigma), strong = [];
     for (let i = 0; i < smooth.a.length; i++) if (smooth.a[i] > cut) strong.push(ink.a[i]);
     if (strong.length < MIN_INK_PIXELS) throw new NoDigit("no digit found: nothing stands out from the background");
-    const top = percentileSorted(sorted(strong), 99), floor = level + Math.max(3 * sigma, 0.25 * (top - level));
+    const top = percentile(strong, 99), floor = level + Math.max(3 * sigma, 0.25 * (top - level));
     for (let i = 0; i < ink.a.length; i++) ink.a[i] = Math.min(Math.max((ink.a[i] - floor) / (top - floor), 0), 1);
     return ink;
   }

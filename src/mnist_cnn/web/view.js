@@ -26,6 +26,15 @@ var MnistView = (function () {
     return t < 0 ? [30 + 40 * a, 40 + 110 * a, 60 + 195 * a] : [60 + 195 * a, 40 + 50 * a, 30 + 20 * a];
   }
 
+  // Colour tables: 2 * STEPS + 1 entries for t in -1..1, so a picture costs a lookup a pixel.
+  const STEPS = 255;
+  function table(colour) {
+    const lut = new Uint8ClampedArray((2 * STEPS + 1) * 3);
+    for (let i = 0; i <= 2 * STEPS; i++) lut.set(colour(i / STEPS - 1), i * 3);
+    return lut;
+  }
+  const BRIGHT = table(bright), DIVERGING = table(diverging);
+
   // ---- bars ----------------------------------------------------------------------------
   function makeBars(list, n, compact) {
     list.replaceChildren();
@@ -59,14 +68,14 @@ var MnistView = (function () {
     const g = canvas.getContext("2d"), image = g.createImageData(canvas.width, canvas.height);
     let max = 1e-6, signed = false;
     for (let i = 0; i < count * h * w; i++) { max = Math.max(max, Math.abs(data[i])); signed = signed || data[i] < 0; }
-    const colour = signed ? diverging : bright;
+    const lut = signed ? DIVERGING : BRIGHT, px = image.data;
     for (let c = 0; c < count; c++) {
       const x0 = (c % cols) * (w + 1), y0 = Math.floor(c / cols) * (h + 1);
       for (let y = 0; y < h; y++) {
         for (let x = 0; x < w; x++) {
-          const [r, gr, b] = colour(data[(c * h + y) * w + x] / max);
+          const i = 3 * Math.round((Math.max(-1, Math.min(1, data[(c * h + y) * w + x] / max)) + 1) * STEPS);
           const at = ((y0 + y) * canvas.width + x0 + x) * 4;
-          image.data[at] = r; image.data[at + 1] = gr; image.data[at + 2] = b; image.data[at + 3] = 255;
+          px[at] = lut[i]; px[at + 1] = lut[i + 1]; px[at + 2] = lut[i + 2]; px[at + 3] = 255;
         }
       }
     }
