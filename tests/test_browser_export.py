@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import statistics
 
 import numpy as np
@@ -153,3 +154,23 @@ def test_browser_preprocessing_agrees_with_the_server(browser, exported, trained
         assert diff.mean() < 1.0 and (diff <= 2).mean() > 0.99, diff.max()
         labels = predictor.probabilities(np.stack([js, py])).argmax(1)
         assert labels[0] == labels[1]
+
+
+def test_a_damaged_model_script_is_one_clear_message(browser, exported, tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(exported, site)
+    text = (site / "model.js").read_text(encoding="ascii")
+    payload = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    payload["architecture"]["layers"][0]["filters"] += 1  # the weights no longer fit
+    (site / "model.js").write_text("window.MNIST_MODEL = " + json.dumps(payload) + ";\n",
+                                   encoding="ascii")
+    context = browser.new_context()
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto((site / "index.html").as_uri())
+    from playwright.sync_api import expect
+
+    expect(pg.locator("#model-line")).to_contain_text("could not load the model: layers.conv2d.weight is")
+    assert errors == []
+    context.close()

@@ -12,7 +12,7 @@ var MnistEngine = (function () {
     Flatten: "flatten", Dense: "dense", Dropout: "dropout", BatchNormalization: "batch_normalization",
   };
 
-  function fail(message) { throw new Error(`model: ${message}`); }
+  function fail(message) { throw new Error(message); }
 
   // ---- weights: base64 text -> bytes -> {name: {shape, data}} ------------------------------
   function decodeBase64(text) {
