@@ -171,6 +171,7 @@ def test_a_damaged_model_script_is_one_clear_message(browser, exported, tmp_path
     pg.goto((site / "index.html").as_uri())
     from playwright.sync_api import expect
 
-    expect(pg.locator("#model-line")).to_contain_text("could not load the model: layers.conv2d.weight is")
+    expect(pg.locator("#model-line")).to_contain_text(
+        "could not load the model: layers.conv2d.weight is [32,1,3,3], expected [33,1,3,3]")
     assert errors == []
     context.close()
