@@ -133,3 +133,17 @@ def test_a_failure_while_writing_leaves_nothing(run_dir, tmp_path, monkeypatch):
     with pytest.raises(MnistCnnError, match="No space left"):
         ew.export_web(run_dir, tmp_path / "site")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_the_command_line_exports_and_refuses_in_one_line(run_dir, tmp_path, capsys):
+    from mnist_cnn.cli import main
+
+    site = tmp_path / "site"
+    assert main(["export", str(run_dir), "--format", "web", "--out", str(site)]) == 0
+    assert "index.html" in capsys.readouterr().out and (site / "model.js").is_file()
+    assert main(["export", str(tmp_path / "nowhere"), "--format", "web", "--out",
+                 str(tmp_path / "other")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mnist-cnn: error: ") and len(err.strip().splitlines()) == 1
+    assert main(["export", str(run_dir), "--format", "web", "--out", str(run_dir)]) == 2
+    assert "other files" in capsys.readouterr().err

@@ -22,11 +22,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mnist_cnn.errors import MnistCnnError, UsageError
+
+if TYPE_CHECKING:
+    from mnist_cnn.checkpoint import RunMeta
 
 WEB_DIR = Path(__file__).parent / "web"
 PAGE = "index.html"
@@ -34,10 +37,9 @@ MODEL_SCRIPT = "model.js"
 README = "README.txt"
 README_FIRST_LINE = "mnist-cnn web export"  # marks a folder this module wrote (safe to replace)
 PAGE_SUFFIXES = (".js", ".css")  # what goes to OUT/static/
-META_KEYS = ("dataset", "recipe", "metrics", "date")  # what the page shows about the run
 
 
-def model_script(model: torch.nn.Module, meta: dict[str, Any], server: bool = False) -> str:
+def model_script(model: torch.nn.Module, meta: RunMeta | None, server: bool = False) -> str:
     """The JavaScript that hands the page its model: `window.MNIST_MODEL = {...}`.
 
     The weights are the model's state as a safetensors file (little-endian float32, a JSON
@@ -53,12 +55,20 @@ def model_script(model: torch.nn.Module, meta: dict[str, Any], server: bool = Fa
     payload = {
         "architecture": model.arch.to_dict(),
         "summary": render_keras(summarize(model.arch)),
-        "meta": {k: meta[k] for k in META_KEYS if k in meta},
+        "meta": _facts(meta),
         "server": server,
         "weights": base64.b64encode(save(tensors)).decode("ascii"),
     }
     # JSON is a JavaScript expression; ensure_ascii keeps the file plain ASCII.
     return "window.MNIST_MODEL = " + json.dumps(payload, ensure_ascii=True) + ";\n"
+
+
+def _facts(meta: RunMeta | None) -> dict[str, Any]:
+    """What the page says about the run: its dataset, recipe, metrics and date."""
+    if meta is None:
+        return {}
+    return {"dataset": meta.dataset, "recipe": meta.recipe, "metrics": meta.metrics,
+            "date": meta.date}
 
 
 def export_web(run_dir: str | Path, out_dir: str | Path) -> Path:
@@ -107,7 +117,7 @@ def _is_export(folder: Path) -> bool:
         return False
 
 
-def _write_folder(work: Path, model: torch.nn.Module, meta: dict[str, Any], run: Path) -> None:
+def _write_folder(work: Path, model: torch.nn.Module, meta: RunMeta, run: Path) -> None:
     (work / "static").mkdir()
     shutil.copyfile(WEB_DIR / PAGE, work / PAGE)
     for path in sorted(WEB_DIR.iterdir()):
@@ -135,11 +145,11 @@ def _move_into_place(work: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _readme(model: torch.nn.Module, meta: dict[str, Any], run: Path) -> str:
-    accuracy = meta.get("metrics", {}).get("test_accuracy")
+def _readme(model: torch.nn.Module, meta: RunMeta, run: Path) -> str:
+    accuracy = meta.metrics.get("test_accuracy")
     params = sum(p.numel() for p in model.state_dict().values())
     facts = [f"architecture {model.arch.name!r}, {params:,} parameters",
-             f"trained on {meta.get('dataset', 'an unknown dataset')}"]
+             f"trained on {meta.dataset}"]
     if isinstance(accuracy, float):
         facts.append(f"test accuracy {accuracy:.2%}")
     return f"""{README_FIRST_LINE}
