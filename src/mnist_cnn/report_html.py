@@ -91,6 +91,7 @@ def robustness_rows(report: ReportData, t: Translator) -> list[tuple[str, list[s
 
 
 def saliency_text(report: ReportData, t: Translator) -> str:
+    """The saliency paragraph, with the steps and the measured completeness error."""
     from mnist_cnn.report_trust import IG_STEPS
 
     median, worst = report.trust.completeness()
