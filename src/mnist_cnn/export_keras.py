@@ -85,11 +85,15 @@ def keras_config(net: Net, model_name: str = "sequential") -> dict[str, Any]:
                    "name": "input_layer"}}]
     inputs = [arch.input_shape, *arch.shapes()]
     for name, layer, shape in zip(arch.keras_names(), arch.layers, inputs, strict=False):
-        entries.append({
-            "module": "keras.layers", "class_name": type(layer).__name__,
-            "registered_name": None,
-            "config": {"name": name, "trainable": True, "dtype": DTYPE, **_settings(layer)},
-            "build_config": {"input_shape": _batch(shape)}})
+        entry = {"module": "keras.layers", "class_name": type(layer).__name__,
+                 "registered_name": None,
+                 "config": {"name": name, "trainable": True, "dtype": DTYPE,
+                            **_settings(layer)}}
+        # Keras records the input shape of the layers that have a build step (weights, or
+        # Flatten's), not of pooling or Dropout.
+        if not isinstance(layer, (MaxPooling2D, AveragePooling2D, Dropout)):
+            entry["build_config"] = {"input_shape": _batch(shape)}
+        entries.append(entry)
     return {"module": "keras", "class_name": "Sequential", "registered_name": None,
             "config": {"name": model_name, "trainable": True, "dtype": DTYPE,
                        "layers": entries, "build_input_shape": _batch(arch.input_shape)},

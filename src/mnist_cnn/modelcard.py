@@ -171,7 +171,8 @@ def _use_and_limits(meta: RunMeta) -> str:
         "not meant for reading documents, forms or cheques without a system around it that "
         "finds, crops and checks each character.", "",
         "## Limitations", "",
-        f"- There is no \"none of these\" class: every input is forced into one of "
+        f"- There is no \"{'not a digit' if what == 'digit' else 'none of these'}\" class: "
+        "every input is forced into one of "
         f"{', '.join(classes)}, however little it resembles them, and the probabilities "
         "can be high even then.",
         "- It expects MNIST-style input: a light " + what + " on a black background, centred "
