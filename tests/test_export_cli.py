@@ -3,7 +3,6 @@ every bad input (run, format, --out) one line and a non-zero exit, with nothing 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -138,12 +137,17 @@ def test_a_failure_while_exporting_leaves_no_file(run, tmp_path, capsys, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mnist_cnn.export_web") is not None,
-                    reason="the web format is part of this build")
-def test_the_web_format_says_it_is_not_in_this_build(run, tmp_path, capsys):
-    assert main(["export", str(run), "--format", "web", "--out", str(tmp_path / "w")]) == 2
-    assert "the web format is not available in this build" in _one_error_line(capsys)
-    assert list(tmp_path.iterdir()) == []
+def test_the_web_folder_gets_its_card_inside(run, data_dir, tmp_path, capsys):
+    site = tmp_path / "site"
+    assert main(["export", str(run), "--format", "web", "--out", str(site),
+                 "--data-dir", str(data_dir)]) == 0
+    card = site / "MODEL_CARD.md"
+    assert (site / "index.html").is_file() and is_model_card(card)
+    assert card.read_text().startswith("---\nlibrary_name: pytorch\n")
+    assert str(card) in capsys.readouterr().out
+    # Exported again over itself: the folder is an earlier export, card and all.
+    assert main(["export", str(run), "--format", "web", "--out", str(site)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
 def test_the_installed_command_prints_one_line_not_a_traceback(tmp_path):
