@@ -4,15 +4,15 @@
 
 Exports RUN to ONNX in a temporary folder (what `mnist-cnn export RUN --format onnx`
 writes), then alternates, for each of --runs rounds, torch (`mnist_cnn.predict.Predictor`,
-the warm in-process path that `predict` and `serve` use) and onnxruntime (CPU, its default
-session options) on the same inputs:
+the warm in-process path that `predict` and `serve` use) and onnxruntime (CPU provider),
+each with its default threads and with one thread, on the same inputs:
 
 - single image: --singles calls with one (28, 28) uint8 test image each, converted to
   floats inside the timed call for both (p50 and p99 per round);
 - throughput: all 10,000 test images in batches of 256 (evaluate's batch size).
 
-Prints each round and the medians over rounds as JSON, with the thread counts and the load
-average before and after (the machine is shared: compare the two side by side only).
+Prints each round and the medians over rounds as JSON, with the load average before and
+after (the machine is shared: compare the two side by side only).
 Results are recorded in docs/BENCHMARKS.md ("ONNX export").
 """
 
@@ -36,10 +36,13 @@ from mnist_cnn.export_onnx import INPUT_NAME, OUTPUT_NAME, write_onnx
 from mnist_cnn.predict import Predictor
 
 
-def _ort_session(path: Path):
+def _ort_session(path: Path, threads: int = 0):
+    """An onnxruntime CPU session; `threads` 0 is its default (one per physical core)."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _singles(predict, images: np.ndarray, count: int) -> tuple[float, float]:
@@ -64,43 +67,50 @@ def _throughput(predict_batch, images: np.ndarray) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
-def _engines(run: Path, folder: Path):
+def _engines(run: Path, folder: Path) -> dict[str, tuple]:
+    """name -> (predict(uint8 images) -> probabilities, torch threads to use meanwhile)."""
     model, meta = load_model(run)
     predictor = Predictor(model, meta)
     path = folder / "model.onnx"
     write_onnx(model, path)
-    session = _ort_session(path)
 
-    def ort_probs(images: np.ndarray) -> np.ndarray:
-        x = (np.asarray(images, np.float32) / 255).reshape(-1, 1, 28, 28)
-        return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    def ort_engine(session):
+        def probabilities(images: np.ndarray) -> np.ndarray:
+            x = (np.asarray(images, np.float32) / 255).reshape(-1, 1, 28, 28)
+            return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        return probabilities
 
-    threads = session.get_session_options().intra_op_num_threads
-    return {"torch": predictor.probabilities, "onnxruntime": ort_probs}, threads
+    threads = torch.get_num_threads()
+    return {f"torch, {threads} threads": (predictor.probabilities, threads),
+            "torch, 1 thread": (predictor.probabilities, 1),
+            "onnxruntime, default threads": (ort_engine(_ort_session(path)), threads),
+            "onnxruntime, 1 thread": (ort_engine(_ort_session(path, 1)), threads)}
 
 
 def bench(run: Path, runs: int, singles: int, data_dir: str | None) -> dict:
     _, (x_test, _) = data.load_data("mnist", data_dir)
     load_before = os.getloadavg()
-    rounds: dict[str, list[dict[str, float]]] = {"torch": [], "onnxruntime": []}
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
-        engines, ort_threads = _engines(run, Path(tmp))
+        engines = _engines(run, Path(tmp))
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in engines}
         for i in range(runs):
-            for name, predict in engines.items():
+            for name, (predict, torch_threads) in engines.items():
+                torch.set_num_threads(torch_threads)
                 p50, p99 = _singles(predict, x_test, singles)
                 rate = _throughput(predict, x_test)
                 rounds[name].append({"p50_ms": p50, "p99_ms": p99, "images_per_s": rate})
-                print(f"round {i + 1} {name:<11} p50 {p50:.3f} ms  p99 {p99:.3f} ms  "
+                print(f"round {i + 1} {name:<29} p50 {p50:.3f} ms  p99 {p99:.3f} ms  "
                       f"{rate:,.0f} images/s", flush=True)
+        torch.set_num_threads(threads)
     median = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
               for name, rs in rounds.items()}
     import onnxruntime
 
     return {"median": median, "rounds": rounds, "runs": runs, "singles": singles,
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "onnxruntime": onnxruntime.__version__,
-            "onnxruntime_threads": ort_threads or "default (one per physical core)",
-            "load_before": load_before, "load_after": os.getloadavg()}
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "cores": os.cpu_count(), "load_before": load_before,
+            "load_after": os.getloadavg()}
 
 
 def main() -> None:
