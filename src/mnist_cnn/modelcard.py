@@ -76,6 +76,13 @@ def _classes(meta: RunMeta) -> tuple[str, ...]:
         return tuple(str(i) for i in range(10))
 
 
+def _logits_note(meta: RunMeta) -> str:
+    last = meta.architecture.layers[-1]
+    if getattr(last, "activation", "softmax") is None:  # a linear last layer: logits
+        return " (the Keras file keeps the last layer linear, as built: it outputs logits)"
+    return ""
+
+
 def _details(meta: RunMeta) -> str:
     classes = _classes(meta)
     made = ", ".join(f"{k} {v}" for k, v in meta.versions.items())
@@ -86,7 +93,7 @@ def _details(meta: RunMeta) -> str:
         "- Input: one 28x28 grayscale image, pixel / 255 in [0, 1]; a batch is (N, 1, 28, 28) "
         "float32 (channels first; the Keras file takes (N, 28, 28, 1)).",
         f"- Output: {len(classes)} probabilities (softmax), for classes "
-        f"{', '.join(classes)} in that order.",
+        f"{', '.join(classes)} in that order" + _logits_note(meta) + ".",
         *([f"- Made with: {made}."] if made else []),
         *([f"- Saved: {meta.date}."] if meta.date else []), "",
         _architecture_table(meta)])
