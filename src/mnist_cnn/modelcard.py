@@ -205,8 +205,8 @@ def _loading(file_name: str | None) -> str:
         f"model = keras.models.load_model({keras_file!r})",
         "probabilities = model.predict(np.zeros((1, 28, 28, 1), np.float32))  # (1, 10)",
         "```", "",
-        "Web (`mnist-cnn export RUN --format web`): a folder for the browser, with this "
-        f"card as {WEB_CARD}.", "",
+        "Web (`mnist-cnn export RUN --format web`): the draw-a-digit page as a folder that "
+        f"runs the network in the browser, with its model card as {WEB_CARD}.", "",
         "The run directory itself (weights in safetensors, model.json), with mnist-cnn: "
         "`mnist-cnn predict RUN photo.png`, `mnist-cnn serve RUN`, or in Python "
         "`mnist_cnn.predict.Predictor.from_run(RUN)`."])
@@ -233,7 +233,7 @@ def model_card(run_dir: str | Path, data_dir: str | Path | None = None, *,
     confusion = test_confusion(run_dir, meta, data_dir)
     title = TITLES.get(meta.dataset, meta.dataset)
     parts = [front_matter(meta, export_format), "",
-             f"# {meta.architecture.name}: a CNN for {title}", "",
+             f"# {' '.join(meta.architecture.name.split())}: a CNN for {title}", "",
              "A Keras-style convolutional network in the vocabulary of the classic "
              "CNN-on-MNIST lesson, saved by mnist-cnn.", "",
              _details(meta), "", _recipe(meta), "", _evaluation(meta, confusion), "",
