@@ -89,7 +89,9 @@ def _details(meta: RunMeta) -> str:
     return "\n".join([
         "## Model details", "",
         f"- Architecture: `{meta.architecture.name}`, a Keras-style Sequential CNN "
-        f"({len(meta.architecture.layers)} layers), trained with mnist-cnn on PyTorch.",
+        f"({len(meta.architecture.layers)} layers), "
+        + ("imported into mnist-cnn from a model trained by Keras." if meta.source
+           else "trained with mnist-cnn on PyTorch."),
         "- Input: one 28x28 grayscale image, pixel / 255 in [0, 1]; a batch is (N, 1, 28, 28) "
         "float32 (channels first; the Keras file takes (N, 28, 28, 1)).",
         f"- Output: {len(classes)} probabilities (softmax), for classes "
@@ -169,24 +171,32 @@ def _evaluation(meta: RunMeta, confusion: np.ndarray | str) -> str:
 
 
 def _use_and_limits(meta: RunMeta) -> str:
-    classes = _classes(meta)
-    what = "digit" if meta.dataset == "mnist" else "item"
+    classes, title = ", ".join(_classes(meta)), TITLES.get(meta.dataset, meta.dataset)
+    digits = meta.dataset == "mnist"
+    if digits:
+        use = ("Classifying single, centred 28x28 grayscale digit images like those of MNIST: "
+               "teaching, demos and as a baseline. It is not meant for reading documents, "
+               "forms or cheques without a system around it that finds, crops and checks "
+               "each character.")
+        expects = ("It expects MNIST-style input: a light digit on a black background, "
+                   "centred by its centre of mass in a 20x20 box inside the 28x28 image. "
+                   "Photos and drawings need that preparation first; `mnist-cnn predict` "
+                   "and `mnist-cnn serve` do it.")
+    else:
+        use = (f"Classifying 28x28 grayscale images like those of {title}: teaching, demos "
+               "and as a baseline.")
+        expects = (f"It expects input like {title}'s own: a light, centred object on a black "
+                   "background, 28x28. (`mnist-cnn predict` prepares photos of handwritten "
+                   "digits, not of other things.)")
     return "\n".join([
-        "## Intended use", "",
-        f"Classifying single, centred 28x28 grayscale {what} images like those of "
-        f"{TITLES.get(meta.dataset, meta.dataset)}: teaching, demos and as a baseline. It is "
-        "not meant for reading documents, forms or cheques without a system around it that "
-        "finds, crops and checks each character.", "",
-        "## Limitations", "",
-        f"- There is no \"{'not a digit' if what == 'digit' else 'none of these'}\" class: "
-        "every input is forced into one of "
-        f"{', '.join(classes)}, however little it resembles them, and the probabilities "
-        "can be high even then.",
-        "- It expects MNIST-style input: a light " + what + " on a black background, centred "
-        "by its centre of mass in a 20x20 box inside the 28x28 image. Photos and drawings "
-        "need that preparation first; `mnist-cnn predict` and `mnist-cnn serve` do it.",
-        "- The test accuracy is measured on the dataset's own test images; other "
-        "handwriting, scanners or styles can score lower."])
+        "## Intended use", "", use, "", "## Limitations", "",
+        f"- There is no \"{'not a digit' if digits else 'none of these'}\" class: every "
+        f"input is forced into one of {classes}, however little it resembles them, and the "
+        "probabilities can be high even then.",
+        f"- {expects}",
+        f"- The test accuracy is measured on {title}'s own test images; "
+        f"{'other handwriting, scanners and styles' if digits else 'other photos and styles'}"
+        " can score lower."])
 
 
 def _loading(file_name: str | None) -> str:
