@@ -6,6 +6,7 @@ import base64
 import http.client
 import io
 import json
+import re
 import warnings
 import zlib
 from urllib.parse import urlsplit
@@ -56,7 +57,8 @@ def app():
 
 @pytest.fixture(scope="module")
 def client(app):
-    return TestClient(app)
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # a Host the server answers for
+        yield c
 
 
 def assert_error(response, status: int, words: str = "") -> None:
@@ -144,7 +146,9 @@ def test_model_health_ready_docs(client):
     assert client.get("/readyz").json() == {"status": "ready"}
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/api/predict" in docs.text
-    assert "http://" not in docs.text and "https://" not in docs.text  # nothing remote
+    urls = re.findall(r"https?://[^\s'\"<]+", docs.text)
+    assert urls and all(u.startswith("http://127.0.0.1/") for u in urls)  # this server only
+    assert "<script" not in docs.text and "<link" not in docs.text  # self-contained
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
 
 
@@ -314,7 +318,7 @@ def test_routing_errors_are_json(client):
 
 @pytest.mark.slow
 def test_trained_model_reads_mnist_and_drawings(trained_run, mnist):
-    client = TestClient(create_app(Predictor.from_run(trained_run)))
+    client = TestClient(create_app(Predictor.from_run(trained_run)), base_url="http://localhost")
     (_, _), (x_test, y_test) = mnist
     right = sum(client.post("/api/predict", json={"pixels": x.tolist()}).json()["label"] == y
                 for x, y in zip(x_test[:50], y_test[:50], strict=True))
