@@ -326,3 +326,71 @@ def test_trained_model_reads_mnist_and_drawings(trained_run, mnist):
     r = client.post("/api/predict", files={"file": ("seven.jpg", png(seven(600)), "image/jpeg")})
     assert r.json()["label"] == 7
     assert client.get("/api/model").json()["meta"]["dataset"] == "mnist"
+
+
+# --- large images: reduced while decoding, read alike; the others exactly as predict does --
+
+
+def encoded(img: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def seven_on(width: int, height: int, mode: str = "L", page=255, ink=0) -> Image.Image:
+    """A drawn 7 across the middle of a width x height page."""
+    img = Image.new(mode, (width, height), page)
+    s, left = min(width, height) / 200, (width - min(width, height)) / 2
+    ImageDraw.Draw(img).line([(left + 50 * s, 40 * s), (left + 150 * s, 40 * s),
+                              (left + 90 * s, 170 * s)], fill=ink, width=max(2, int(14 * s)))
+    return img
+
+
+def served_input(client, data: bytes) -> np.ndarray:
+    r = client.post("/api/predict", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    return np.array(r.json()["input"])
+
+
+@pytest.mark.parametrize("data", [
+    png(seven(200)),
+    png(seven_on(1024, 768, "RGBA", (0, 0, 0, 0), (0, 0, 0, 255))),  # ink on a transparent page
+    encoded(seven_on(1024, 768, "RGB", (230, 225, 210), (20, 20, 40)), "JPEG", quality=85),
+    png(seven_on(1448, 1448)),  # 2,096,704 pixels: the largest prepared unreduced
+], ids=["png-200", "rgba-1024", "jpeg-1024", "png-1448"])
+def test_images_up_to_the_work_size_are_prepared_exactly_as_predict_does(client, data):
+    from mnist_cnn.serve_work import WORK_PIXELS, declared_pixels
+
+    assert declared_pixels(data) <= WORK_PIXELS
+    expected = preprocess.to_mnist(preprocess.decode_image(data))
+    assert np.array_equal(served_input(client, data), expected)
+
+
+def test_large_images_are_reduced_yet_read_alike(client):
+    """Over WORK_PIXELS the server reduces while decoding; the 28x28 digit it sees stays
+    within a fraction of a grey level of the full-size one (EXIF rotation kept)."""
+    from mnist_cnn.serve_work import WORK_PIXELS, decode_reduced
+
+    rotated = Image.Exif()
+    rotated[0x0112] = 6  # stored sideways: shown rotated 90 degrees clockwise
+    cases = [png(seven_on(3000, 3000)),
+             png(seven_on(4000, 3000, "RGBA", (0, 0, 0, 0), (255, 255, 255, 255))),
+             encoded(seven_on(4000, 3000, "RGB", (230, 225, 210), (20, 20, 40)), "JPEG",
+                     exif=rotated.tobytes()),
+             encoded(seven_on(3000, 2000).convert("P"), "GIF"),
+             png(seven_on(5000, 4000).convert("1"))]
+    for data in cases:
+        reduced = decode_reduced(data, WORK_PIXELS)
+        assert reduced.size[0] * reduced.size[1] <= WORK_PIXELS
+        assert max(reduced.size) >= preprocess.WORK_SIDE  # preprocess still has detail to use
+        full = preprocess.to_mnist(preprocess.decode_image(data)).astype(float)
+        seen = served_input(client, data).astype(float)
+        assert np.abs(seen - full).mean() < 1.5
+        assert np.corrcoef(seen.ravel(), full.ravel())[0, 1] > 0.98
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale():
+    from mnist_cnn.serve_work import WORK_PIXELS, decode_reduced
+
+    data = encoded(seven_on(6000, 4000, "RGB"), "JPEG")
+    assert decode_reduced(data, WORK_PIXELS).size == (1500, 1000)  # draft: 1/4 scale

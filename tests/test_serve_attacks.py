@@ -434,3 +434,41 @@ def shlex_split(command: str) -> list[str]:
     import shlex
 
     return shlex.split(command)
+
+
+def peak_memory_mb(pid: int) -> float:
+    status = open(f"/proc/{pid}/status").read()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
+def test_four_clients_of_24_megapixel_pngs_leave_health_answering_and_memory_bounded(served):
+    """Four clients upload, one after another, the costliest image the server accepts
+    (6000x4000 all-transparent RGBA, 93 kB). /healthz keeps answering meanwhile, many times
+    over (before, one /healthz took seconds), and the server's peak memory stays under
+    600 MB (before: 1.2 GB). Latency figures: benchmarks/large_images.py."""
+    port, proc, _, err = served
+    buf = io.BytesIO()
+    Image.new("RGBA", (6000, 4000), (0, 0, 0, 0)).save(buf, format="PNG")
+    body, stop, uploads, health = buf.getvalue(), threading.Event(), [], []
+
+    def upload() -> None:
+        while not stop.is_set():
+            uploads.append(request(port, "POST", "/api/predict", body,
+                                   headers={"Content-Type": "image/png"})[0])
+            time.sleep(0.05)
+
+    clients = [threading.Thread(target=upload) for _ in range(4)]
+    for t in clients:
+        t.start()
+    while uploads.count(422) < 6:  # six decoded (a blank page: no digit), health asked all along
+        health.append(request(port, "GET", "/healthz")[0])
+        time.sleep(0.05)
+    stop.set()
+    for t in clients:
+        t.join(60)
+    assert set(uploads) <= {422, 503} and set(health) == {200}
+    assert len(health) >= 30  # ~1 s of decoding each: a blocked loop would answer a handful
+    assert peak_memory_mb(proc.pid) < 600
+    assert "Traceback" not in err.read_text()
