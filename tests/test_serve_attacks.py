@@ -462,12 +462,16 @@ def test_four_clients_of_24_megapixel_pngs_leave_health_answering_and_memory_bou
     clients = [threading.Thread(target=upload) for _ in range(4)]
     for t in clients:
         t.start()
-    while uploads.count(422) < 6:  # six decoded (a blank page: no digit), health asked all along
-        health.append(request(port, "GET", "/healthz")[0])
-        time.sleep(0.05)
-    stop.set()
-    for t in clients:
-        t.join(60)
+    deadline = time.monotonic() + 180
+    try:
+        while uploads.count(422) < 6:  # six decoded (blank: no digit), health asked meanwhile
+            assert time.monotonic() < deadline, f"only {uploads.count(422)} uploads decoded"
+            health.append(request(port, "GET", "/healthz")[0])
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(60)
     assert set(uploads) <= {422, 503} and set(health) == {200}
     assert len(health) >= 30  # ~1 s of decoding each: a blocked loop would answer a handful
     assert peak_memory_mb(proc.pid) < 600
