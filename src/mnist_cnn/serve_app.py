@@ -30,6 +30,7 @@ from mnist_cnn.errors import (
     UnsupportedImageError,
 )
 from mnist_cnn.predict import Predictor
+from mnist_cnn.serve_docs import CSP as DOCS_CSP
 from mnist_cnn.serve_docs import docs_page
 from mnist_cnn.serve_http import AllowedHosts, Guard, Limits, Refused
 from mnist_cnn.serve_work import PIXELS_SHAPE, ROUND, Work
@@ -87,7 +88,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None,
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
-        return HTMLResponse(docs_page(app.openapi(), str(request.base_url).rstrip("/"), limits))
+        page = docs_page(app.openapi(), str(request.base_url).rstrip("/"), limits)
+        return HTMLResponse(page, headers={"content-security-policy": DOCS_CSP})
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app

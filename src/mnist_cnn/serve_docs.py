@@ -3,6 +3,8 @@ against this server as it was reached. One self-contained HTML page: no script, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 
 from mnist_cnn.preprocess import MAX_IMAGE_PIXELS
@@ -25,8 +27,10 @@ DETAILS = {
         "<code>input</code> the network saw; with <code>?activations=1</code> (or "
         "<code>\"activations\": true</code> in JSON) also every layer's output.",
     ("GET", "/api/model"):
-        "The Keras-style summary table, the run's model.json, its test metrics, each layer's "
-        "name and output shape, and the first convolution's 3x3 filters.",
+        "JSON with <code>summary</code> (the Keras-style table as text), <code>meta</code> "
+        "(the run's model.json), <code>metrics</code> (test loss and accuracy), "
+        "<code>layers</code> (each layer's name, kind and output shape) and "
+        "<code>conv1_filters</code> (the first convolution's 3x3 kernels).",
     ("GET", "/healthz"): "Answers <code>{\"status\": \"ok\"}</code> while the process runs.",
     ("GET", "/readyz"): "Answers <code>{\"status\": \"ready\"}</code> once the model has "
                         "answered a warm-up prediction; 503 before.",
@@ -50,6 +54,12 @@ STYLE = ("body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem au
          "h2 code{background:#eef;padding:.1rem .4rem;border-radius:.2rem}"
          "pre{background:#f4f4f4;padding:.6rem;overflow-x:auto;border-radius:.2rem}"
          "code{font-family:ui-monospace,monospace}")
+
+
+# The page's one inline stylesheet, allowed by its hash (the server's CSP forbids others).
+CSP = ("default-src 'none'; style-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode() + "'; "
+       "base-uri 'none'; form-action 'none'")
 
 
 def endpoints(schema: dict) -> list[tuple[str, str, str]]:

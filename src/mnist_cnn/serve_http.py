@@ -228,8 +228,10 @@ class Guard:
             return message
 
         async def with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            if message["type"] == "http.response.start":  # the app's own CSP, if any, wins
+                own = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *(h for h in SECURITY_HEADERS if h[0] not in own)]
             await send(message)
 
         try:
