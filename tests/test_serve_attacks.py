@@ -212,6 +212,32 @@ def test_connections_over_the_cap_get_503(predictor):
             conn.close()
 
 
+def test_all_uploads_at_once_are_bounded(predictor):
+    """Bodies being read count against one budget: past it, another upload gets 503."""
+    limits = Limits(max_body_bytes_in_flight=100_000)
+    with background_server(create_app(predictor, limits)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stalled = connect(port)
+        stalled.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                        b"image/png\r\nContent-Length: 80000\r\n\r\n" + b"\0" * 60_000)
+        deadline, status = time.monotonic() + CLOSED_WITHIN, None
+        while status != 503 and time.monotonic() < deadline:  # once the 60 kB are counted
+            answer = request(port, "POST", "/api/predict", b"\0" * 60_000,
+                             headers={"Content-Type": "image/png"})
+            status = answer[0]
+        assert_json_error(answer, 503, "too many uploads")
+        stalled.close()
+        time.sleep(0.2)
+        assert request(port, "POST", "/api/predict", b"\0" * 60_000,
+                       headers={"Content-Type": "image/png"})[0] == 415  # room again
+
+
+def test_a_malformed_request_is_400_json(port):
+    sock = connect(port)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n")  # no colon
+    json_error(until_closed(sock)[0], 400, "malformed")
+
+
 # --- Host names (DNS rebinding) ---------------------------------------------------------
 
 
