@@ -49,7 +49,8 @@ def trained_run(data_dir, tmp_path_factory) -> Path:
     """One real run shared by the tests that need a trained model (evaluate, predict, serve,
     report, browser): the fast recipe, one epoch on real MNIST (about 99.1%, seconds).
     The lesson's own recipe has its integration test in test_integration.py."""
-    from mnist_cnn.train import TrainConfig, train_run
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.run import train_run
 
     run_dir = tmp_path_factory.mktemp("runs") / "fast-1epoch"
     outcome = train_run(TrainConfig(recipe="fast", seed=0), run_dir, data_dir)

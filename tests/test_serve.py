@@ -52,7 +52,7 @@ def bomb_png(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def app():
     # An untrained model answers every limit test exactly as a trained one would.
-    return create_app(Predictor(build_model("seed", seed=0), {"metrics": {"test_accuracy": 0}}))
+    return create_app(Predictor(build_model("lesson", seed=0), {"metrics": {"test_accuracy": 0}}))
 
 
 @pytest.fixture(scope="module")

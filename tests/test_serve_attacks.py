@@ -31,7 +31,7 @@ CLOSED_WITHIN = 5.0  # seconds a 0.5 s deadline may take on two busy shared core
 
 @pytest.fixture(scope="module")
 def predictor():
-    return Predictor(build_model("seed", seed=0), {"metrics": {}})
+    return Predictor(build_model("lesson", seed=0), {"metrics": {}})
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +342,7 @@ def run_dir(tmp_path_factory):
     from mnist_cnn.checkpoint import save_model
 
     run = tmp_path_factory.mktemp("runs") / "untrained"
-    save_model(run, build_model("seed", seed=0), {"dataset": "mnist", "metrics": {}})
+    save_model(run, build_model("lesson", seed=0), {"dataset": "mnist", "metrics": {}})
     return run
 
 

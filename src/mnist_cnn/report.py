@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnist_cnn.checkpoint import RunMeta
 from mnist_cnn.errors import UsageError
 from mnist_cnn.evaluate import Metrics
 from mnist_cnn.predict import LayerOutput
 from mnist_cnn.summary import Summary
 
 MISTAKES_SHOWN = 24  # three rows of eight in the grid
-MAP_KINDS = ("Conv2D", "MaxPooling2D")  # the layers whose outputs are pictures
+MAP_KINDS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")  # outputs shown as pictures
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,14 @@ class Example:
 
 @dataclass(frozen=True)
 class ReportData:
-    meta: dict[str, Any]
+    meta: RunMeta
     classes: tuple[str, ...]
     history: list[dict[str, float]]
     metrics: Metrics  # on the whole test set, from the one pass below
     predictions: np.ndarray  # (N,) predicted class of every test image
     test_images: np.ndarray  # (N, 28, 28) uint8
     mistakes: list[Mistake]  # the most confident first
-    filters: np.ndarray  # (32, 3, 3): the first convolution's kernels
+    filters: np.ndarray  # (filters, kh, kw): the first convolution's kernels
     examples: list[Example]
     summary: Summary
 
@@ -70,14 +71,14 @@ class ReportResult:
 def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportData:
     """Every number the report shows, computed from the run and its dataset's test set."""
     from mnist_cnn import checkpoint, data
+    from mnist_cnn.device import to_tensors
     from mnist_cnn.evaluate import metrics_from_logits, predict_logits
     from mnist_cnn.predict import Predictor
     from mnist_cnn.summary import summarize
-    from mnist_cnn.train import to_tensors
 
     predictor = Predictor.from_run(run_dir)
     meta = predictor.meta
-    dataset = data.get_dataset(meta.get("dataset", "mnist"))
+    dataset = data.get_dataset(meta.dataset)
     _, (images, labels) = data.load_data(dataset.name, data_dir)
     x, y = to_tensors(images, labels, torch.device("cpu"), channels_last=True)
     logits = predict_logits(predictor.model, x).float()
@@ -130,11 +131,12 @@ def _draw(report: ReportData) -> dict[str, Any]:
     drawn["mistakes"] = figures.mistakes_grid(
         report.test_images,
         [(e.index, classes[e.true], classes[e.predicted], e.probability) for e in report.mistakes])
-    drawn["filters"] = figures.conv_filters(report.filters)
-    arch = report.meta["architecture"]
+    if len(report.filters):
+        drawn["filters"] = figures.conv_filters(report.filters)
+    arch = report.meta.architecture
     drawn["architecture"] = figures.architecture(
-        report.summary.rows, [_detail(layer) for layer in arch["layers"]], arch["input_shape"],
-        f"Architecture '{arch['name']}': {report.summary.total_params:,} parameters")
+        report.summary.rows, [layer.detail() for layer in arch.layers], arch.input_shape,
+        f"Architecture '{arch.name}': {report.summary.total_params:,} parameters")
     for ex in report.examples:
         predicted = int(ex.probabilities.argmax())
         title = (f"Feature maps of test image #{ex.index} (true class: {classes[ex.true]}); "
@@ -146,17 +148,10 @@ def _draw(report: ReportData) -> dict[str, Any]:
     return drawn
 
 
-def _detail(layer: dict[str, Any]) -> str:
-    """A layer's settings as the lesson writes them: "3x3, relu", "2x2", "softmax"."""
-    size = layer.get("kernel_size", layer.get("pool_size"))
-    parts = [f"{size}x{size}" if size else "", layer.get("activation") or ""]
-    return ", ".join(p for p in parts if p)
-
-
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  data_dir: str | Path | None = None) -> ReportResult:
     """Compute, draw and write the report for a run into `out_dir` (default `<run>/report`)."""
-    from mnist_cnn.checkpoint import atomic_write, atomic_write_text
+    from mnist_cnn.files import atomic_write, atomic_write_text
 
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     if out.exists() and not out.is_dir():
@@ -176,10 +171,10 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
 def headline(report: ReportData) -> list[tuple[str, str]]:
     """The numbers a reader wants first, as (label, value) pairs."""
     meta, m = report.meta, report.metrics
-    hyper, timing = meta.get("hyperparameters", {}), meta.get("timing", {})
+    hyper, timing = meta.hyperparameters, meta.timing
     wrong = int(m.count - np.trace(m.confusion))
-    rows = [("dataset", str(meta.get("dataset", "mnist"))),
-            ("architecture", f"{meta['architecture']['name']} "
+    rows = [("dataset", meta.dataset),
+            ("architecture", f"{meta.architecture.name} "
                              f"({report.summary.total_params:,} parameters)"),
             ("test accuracy", f"{m.accuracy:.2%} ({m.count - wrong:,} of {m.count:,} images)"),
             ("test loss", f"{m.loss:.4f}"), ("test mistakes", f"{wrong:,}")]
@@ -189,12 +184,12 @@ def headline(report: ReportData) -> list[tuple[str, str]]:
         if "val_accuracy" in last:
             rows.append(("validation accuracy", f"{last['val_accuracy']:.2%}"))
     rows += [(label, str(value)) for label, value in (
-        ("recipe", meta.get("recipe")), ("batch size", hyper.get("batch_size")),
+        ("recipe", meta.recipe), ("batch size", hyper.get("batch_size")),
         ("learning rate", hyper.get("lr"))) if value is not None]
-    if "train_seconds" in timing:
-        rows.append(("training time", f"{timing['train_seconds']:.1f} s on "
-                                      f"{timing.get('device', '?')} ({timing.get('precision')})"))
-    return rows + [("trained", str(meta.get("date", "?")))]
+    if timing.train_seconds is not None:
+        rows.append(("training time", f"{timing.train_seconds:.1f} s on "
+                                      f"{timing.device or '?'} ({timing.precision})"))
+    return rows + [("trained", meta.date or "?")]
 
 
 CAPTIONS = {
@@ -237,7 +232,7 @@ def render_html(report: ReportData, paths: dict[str, Path], run_dir: str | Path)
             f'{esc(report.classes[int(stem.rsplit("_", 1)[1])])}</summary>'
             f'<img src="{esc(path.name)}" alt="{esc(stem)}"></details>'
             for i, (stem, path) in enumerate(maps))
-    meta = {k: v for k, v in report.meta.items() if k != "architecture"}
+    meta = {k: v for k, v in report.meta.to_dict().items() if k != "architecture"}
     return _PAGE.format(
         title=esc(f"mnist-cnn report: {Path(run_dir).name}"), table=table, figures=figures,
         summary=esc(_summary_text(report)), meta=esc(json.dumps(meta, indent=2)))

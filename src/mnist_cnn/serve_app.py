@@ -161,8 +161,8 @@ def _model_info(predictor: Predictor, layers: list) -> dict:
     meta = predictor.meta
     return {
         "summary": predictor.summary_text,
-        "meta": meta,
-        "metrics": meta.get("metrics", {}),
+        "meta": meta.to_dict() if meta is not None else {},
+        "metrics": meta.metrics if meta is not None else {},
         "layers": [{"name": o.name, "kind": o.kind, "shape": list(o.shape)} for o in layers],
         "conv1_filters": np.round(predictor.conv1_filters().astype(np.float64), ROUND).tolist(),
     }
