@@ -356,8 +356,8 @@ def served_input(client, data: bytes) -> np.ndarray:
     png(seven(200)),
     png(seven_on(1024, 768, "RGBA", (0, 0, 0, 0), (0, 0, 0, 255))),  # ink on a transparent page
     encoded(seven_on(1024, 768, "RGB", (230, 225, 210), (20, 20, 40)), "JPEG", quality=85),
-    png(seven_on(1448, 1448)),  # 2,096,704 pixels: the largest prepared unreduced
-], ids=["png-200", "rgba-1024", "jpeg-1024", "png-1448"])
+    png(seven_on(1024, 1024)),  # the largest prepared unreduced (the page's largest upload)
+], ids=["png-200", "rgba-1024", "jpeg-1024", "png-1024-square"])
 def test_images_up_to_the_work_size_are_prepared_exactly_as_predict_does(client, data):
     from mnist_cnn.serve_work import WORK_PIXELS, declared_pixels
 
@@ -368,7 +368,7 @@ def test_images_up_to_the_work_size_are_prepared_exactly_as_predict_does(client,
 
 def test_large_images_are_reduced_yet_read_alike(client):
     """Over WORK_PIXELS the server reduces while decoding; the 28x28 digit it sees stays
-    within a fraction of a grey level of the full-size one (EXIF rotation kept)."""
+    within a grey level, on average, of the full-size one (EXIF rotation kept)."""
     from mnist_cnn.serve_work import WORK_PIXELS, decode_reduced
 
     rotated = Image.Exif()
@@ -393,4 +393,19 @@ def test_a_large_jpeg_decodes_at_a_reduced_scale():
     from mnist_cnn.serve_work import WORK_PIXELS, decode_reduced
 
     data = encoded(seven_on(6000, 4000, "RGB"), "JPEG")
-    assert decode_reduced(data, WORK_PIXELS).size == (1500, 1000)  # draft: 1/4 scale
+    # 24 MP needs a factor of 5: the JPEG decodes at 1/4 (1500x1000), then halves; decoded
+    # whole and reduced by 5 it would be 1200x800.
+    assert decode_reduced(data, WORK_PIXELS).size == (750, 500)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "1", "I", "F"])
+def test_reducing_band_by_band_equals_reducing_the_whole(mode):
+    from mnist_cnn.serve_work import _reduce, _reducible
+
+    rng = np.random.default_rng(0)
+    for width, height, factor in [(6001, 403, 4), (1000, 777, 3), (50, 901, 5)]:
+        img = Image.fromarray(rng.integers(0, 256, (height, width, 4), np.uint8)).convert(mode)
+        whole = _reducible(img).reduce(factor)
+        banded = _reduce(img, factor)
+        assert (banded.mode, banded.size) == (whole.mode, whole.size)
+        assert np.array_equal(np.asarray(banded), np.asarray(whole))

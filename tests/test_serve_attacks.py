@@ -279,7 +279,7 @@ def test_allowed_host_rules():
 
 
 def large_png() -> bytes:
-    """A drawing just over the size the server prepares unreduced (2.2 megapixels)."""
+    """A page over the size the server prepares unreduced (2.2 megapixels)."""
     buf = io.BytesIO()
     Image.new("L", (2000, 1100), 255).save(buf, format="PNG")
     return buf.getvalue()

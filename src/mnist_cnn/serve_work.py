@@ -31,7 +31,8 @@ from mnist_cnn.predict import Predictor
 from mnist_cnn.preprocess import check_pixel_count, decode_image, sniff_format, to_mnist
 from mnist_cnn.serve_http import Limits, Refused
 
-WORK_PIXELS = 2_097_152  # 2 MP (a 1448x1448 RGBA image is ~80 MB to prepare): more is reduced
+WORK_PIXELS = 1024 * 1024  # the page's largest upload; preparing it (RGBA) takes ~35 MB
+BAND_BYTES = 4 * 1024 * 1024  # large images are reduced this much at a time
 PIXELS_SHAPE = (28, 28)  # {"pixels": ...} is the network's own input size, nothing else
 ROUND = 4  # decimals in activations: enough for a picture, a quarter of the bytes
 _FLAT_MODES = {"1": "L", "P": "L", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
@@ -191,7 +192,7 @@ def decode_reduced(data: bytes, max_pixels: int) -> Image.Image:
     """Like decode_image, for an image with more than `max_pixels` pixels: reduced by an
     integer factor to about `max_pixels` before anything else sees it. JPEG decodes at the
     reduced scale (draft); other formats are decoded, then box-reduced, so the peak memory
-    is about one decoded copy (a 24-megapixel RGBA PNG: 96 MB)."""
+    is about one decoded copy (a 24-megapixel RGBA PNG: 96 MB) and a band."""
     fmt = sniff_format(data)
     try:
         img = Image.open(io.BytesIO(data), formats=[fmt])
@@ -212,13 +213,26 @@ def decode_reduced(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _reduce(img: Image.Image, factor: int) -> Image.Image:
-    """Image.reduce, after turning modes it cannot average into ones it can (keeping
-    transparency as an alpha band, which preparing the digit needs)."""
+    """Image.reduce(factor), a band of rows at a time. Pillow reduces LA and RGBA through a
+    premultiplied full-size copy, and modes it cannot average must be converted first; band
+    by band, neither costs more than a band. Bands start at multiples of `factor`, so the
+    result is the same as reducing the whole image."""
     if factor <= 1:
         return img
+    width, height = img.size
+    rows = factor * max(1, BAND_BYTES // (4 * width * factor))
+    parts = [_reducible(img.crop((0, top, width, min(top + rows, height)))).reduce(factor)
+             for top in range(0, height, rows)]
+    out = Image.new(parts[0].mode, (parts[0].width, sum(part.height for part in parts)))
+    for i, part in enumerate(parts):
+        out.paste(part, (0, i * rows // factor))
+    out.info = {k: v for k, v in img.info.items() if k != "transparency"}  # EXIF kept
+    return out
+
+
+def _reducible(img: Image.Image) -> Image.Image:
+    """The image in a mode Image.reduce can average, transparency kept as an alpha band
+    (preparing the digit needs it)."""
     if "transparency" in img.info or img.mode == "PA":
-        img = img.convert("RGBA" if img.mode == "RGB" else "LA")
-        img.info.pop("transparency", None)
-    elif img.mode in _FLAT_MODES:
-        img = img.convert(_FLAT_MODES[img.mode])
-    return img.reduce(factor)
+        return img.convert("RGBA" if img.mode == "RGB" else "LA")
+    return img.convert(_FLAT_MODES[img.mode]) if img.mode in _FLAT_MODES else img
