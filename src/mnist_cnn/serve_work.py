@@ -61,6 +61,7 @@ class Lane:
             self.admitted -= 1
 
     def close(self) -> None:
+        """Stop the threads (jobs not started are dropped); the next job starts new ones."""
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
@@ -90,6 +91,7 @@ class Work:
         return first
 
     def close(self) -> None:
+        """Stop both lanes' threads."""
         self.main.close()
         self.large.close()
 
