@@ -29,6 +29,7 @@ from mnist_cnn.errors import (
     NoDigitError,
     UnsupportedImageError,
 )
+from mnist_cnn.export_web import model_script
 from mnist_cnn.predict import Predictor
 from mnist_cnn.serve_docs import CSP as DOCS_CSP
 from mnist_cnn.serve_docs import docs_page
@@ -70,6 +71,12 @@ def create_app(predictor: Predictor, limits: Limits | None = None,
         kind, body = await _read_body(request)
         return Response(await work.answer(kind, body, activations),
                         media_type="application/json")
+
+    script = model_script(predictor.model, predictor.meta, server=True)
+
+    @app.get("/model.js", include_in_schema=False)  # the page runs the model in the browser
+    def model_js() -> Response:
+        return Response(script, media_type="text/javascript")
 
     @app.get("/api/model", summary="The model: summary table, metadata, metrics, layers, "
                                    "conv1's filters")

@@ -13,6 +13,8 @@ from mnist_cnn.serve_http import Limits
 # Routes the schema leaves out (not part of the JSON API), then what each route says beyond
 # its one-line summary, and the commands that show it; {base} is the server's own URL.
 PAGES = [("GET", "/", "The page: draw a digit or upload a photo, and watch every layer respond"),
+         ("GET", "/model.js", "The model (architecture and weights) for the page, which runs "
+                              "it in the browser"),
          ("GET", "/docs", "This page"),
          ("GET", "/openapi.json", "The API's machine-readable schema (OpenAPI)")]
 DETAILS = {
@@ -37,6 +39,7 @@ DETAILS = {
 }
 EXAMPLES = {
     ("GET", "/"): ["curl {base}/"],
+    ("GET", "/model.js"): ["curl {base}/model.js"],
     ("GET", "/docs"): ["curl {base}/docs"],
     ("GET", "/openapi.json"): ["curl {base}/openapi.json"],
     ("POST", "/api/predict"): [
