@@ -60,23 +60,19 @@ def create_app(predictor: Predictor, limits: Limits | None = None,
     _add_error_handlers(app)
     layers = predictor.activations(np.zeros(PIXELS_SHAPE, np.uint8))  # also a warm-up
     app.state.ready = bool(np.isfinite(layers[-1].values).all())
-    model_info = _model_info(predictor, layers)
+    _add_api(app, work, _model_info(predictor, layers))
+    _add_pages(app, model_script(predictor.model, predictor.meta, server=True), limits)
+    return app
 
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html")
+
+def _add_api(app: FastAPI, work: Work, model_info: dict) -> None:
+    """The JSON API: predict (answered by `work`), the model, health and readiness."""
 
     @app.post("/api/predict", summary="Predict the digit in a drawing, photo or 28x28 pixels")
     async def predict(request: Request, activations: bool = False) -> Response:
         kind, body = await _read_body(request)
         return Response(await work.answer(kind, body, activations),
                         media_type="application/json")
-
-    script = model_script(predictor.model, predictor.meta, server=True)
-
-    @app.get("/model.js", include_in_schema=False)  # the page runs the model in the browser
-    def model_js() -> Response:
-        return Response(script, media_type="text/javascript")
 
     @app.get("/api/model", summary="The model: summary table, metadata, metrics, layers, "
                                    "conv1's filters")
@@ -93,13 +89,24 @@ def create_app(predictor: Predictor, limits: Limits | None = None,
             return _error(503, "model not ready")
         return JSONResponse({"status": "ready"})
 
+
+def _add_pages(app: FastAPI, script: str, limits: Limits) -> None:
+    """The page, its static files, the model it runs in the browser, and /docs."""
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    @app.get("/model.js", include_in_schema=False)  # the page runs the model in the browser
+    def model_js() -> Response:
+        return Response(script, media_type="text/javascript")
+
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
         page = docs_page(app.openapi(), str(request.base_url).rstrip("/"), limits)
         return HTMLResponse(page, headers={"content-security-policy": DOCS_CSP})
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    return app
 
 
 def _error(status: int, message: str) -> JSONResponse:
