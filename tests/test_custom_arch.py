@@ -65,7 +65,9 @@ def test_evaluate_predict_report_on_the_custom_run(custom_run, data_dir, tmp_pat
     assert main(["report", str(custom_run), "--out", str(tmp_path / "report"),
                  "--data-dir", str(data_dir)]) == 0
     names = {p.name for p in (tmp_path / "report").iterdir()}
-    assert {"architecture.png", "filters.png", "index.html", "feature_maps_0.png"} <= names
+    assert {"architecture.png", "filters.png", "index.html", "feature_maps_0.png",
+            "saliency_mistakes.png", "reliability.png", "robustness.png",
+            "calibration.json"} <= names
     html = (tmp_path / "report" / "index.html").read_text()
     assert "average_pooling2d" in html and "batch_normalization" in html
 
@@ -77,7 +79,7 @@ def test_serve_describes_the_custom_layers(custom_run):
     from mnist_cnn.predict import Predictor
     from mnist_cnn.serve import create_app
 
-    client = TestClient(create_app(Predictor.from_run(custom_run)))
+    client = TestClient(create_app(Predictor.from_run(custom_run)), base_url="http://127.0.0.1")
     info = client.get("/api/model").json()
     assert [layer["kind"] for layer in info["layers"]] == [d["type"] for d in LAYERS]
     assert len(info["conv1_filters"]) == 16 and len(info["conv1_filters"][0]) == 5
@@ -94,3 +96,16 @@ def test_summary_of_an_arch_file(tmp_path, capsys):
     assert main(["summary", "--arch", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "average_pooling2d (AveragePo (None, 4, 4, 32)" in out and "dense_1 (Dense)" in out
+
+
+@pytest.mark.slow
+def test_bench_on_an_arch_file(tmp_path, data_dir, capsys):
+    spec = tmp_path / "small.json"
+    spec.write_text(json.dumps([{"type": "Conv2D", "filters": 8, "kernel_size": 3,
+                                 "strides": 2, "activation": "relu"},
+                                {"type": "Flatten"},
+                                {"type": "Dense", "units": 10, "activation": "softmax"}]))
+    assert main(["bench", "--arch", str(spec), "--recipes", "fast", "--runs", "1", "--no-peer",
+                 "--json", "--data-dir", str(data_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["recipes"][0]["test_accuracy"][0] > 0.9

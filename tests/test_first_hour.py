@@ -140,7 +140,8 @@ def test_help_words_and_descriptions(capsys):
 
 
 def test_an_imported_runs_report_says_where_it_came_from(data_dir, tmp_path):
-    from mnist_cnn.report import compute_report, headline
+    from mnist_cnn.report import compute_report
+    from mnist_cnn.report_html import headline
 
     run_dir = tmp_path / "imported"
     keras = FIXTURES / "fixture_seed.keras"

@@ -15,6 +15,7 @@ from mnist_cnn.commands import (
     bench,
     data,
     evaluate,
+    export,
     import_keras,
     predict,
     report,
@@ -25,7 +26,8 @@ from mnist_cnn.commands import (
 from mnist_cnn.commands.common import PROG
 from mnist_cnn.errors import MnistCnnError
 
-COMMANDS = (summary, train, evaluate, report, predict, serve, data, bench, import_keras)
+COMMANDS = (summary, train, evaluate, report, predict, serve, export, data, bench,
+            import_keras)
 
 
 def build_parser() -> argparse.ArgumentParser:
