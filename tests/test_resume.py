@@ -212,3 +212,22 @@ def test_a_checkpoint_with_a_foreign_config_is_refused(tmp_path, capsys):
         checkpoint.load_state(tmp_path)
     assert main(["train", "--resume", str(tmp_path)]) == 1
     assert "not a training checkpoint" in capsys.readouterr().err
+
+
+def test_an_interrupted_epoch_is_not_resumed_by_the_next_fit_call():
+    """Only a checkpoint resumes inside an epoch: the API's next fit() starts a fresh epoch
+    (as Keras' does), however the previous call was stopped."""
+    from mnist_cnn.optimizers import OptimizerSpec
+    from mnist_cnn.train import Plan, Training, run_epochs
+
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    t = Training.start(build_model("lesson", seed=0), OptimizerSpec.named("adam", 1e-3),
+                       lambda step: 1.0, seed=0)
+
+    def stop(epoch):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_epochs(t, x, y, Plan(1, 16, checkpoint_steps=2), on_checkpoint=stop)
+    assert t.progress is None and t.steps == 2
+    run_epochs(t, x, y, Plan(1, 16))
+    assert t.steps == 6 and len(t.history) == 1  # a whole epoch of 4 steps

@@ -239,8 +239,12 @@ def run_epochs(t: Training, x: torch.Tensor, y: torch.Tensor, plan: Plan,
             reporter.epoch_begin(epoch + 1, plan.epochs, steps)
         order = _epoch_order(t, len(x), plan.shuffle).to(x.device)
         before = t.train_seconds
-        logs = train_epoch(t, x, y, order, plan, steps, reporter,
-                           None if on_checkpoint is None else partial(on_checkpoint, epoch))
+        try:
+            logs = train_epoch(t, x, y, order, plan, steps, reporter,
+                               None if on_checkpoint is None else partial(on_checkpoint, epoch))
+        except BaseException:  # an interrupted epoch is resumed from a checkpoint only; the
+            t.progress = None  # API's next fit() starts a fresh epoch, as Keras' does
+            raise
         seconds = t.train_seconds - before
         if not math.isfinite(logs["loss"]):
             raise TrainingError(f"the training loss became non-finite in epoch {epoch + 1}; "
