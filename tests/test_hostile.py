@@ -23,6 +23,7 @@ from conftest import tiny_mnist
 from mnist_cnn import checkpoint, data
 from mnist_cnn.cli import main
 from mnist_cnn.config import TrainConfig
+from mnist_cnn.errors import ModelFileError
 from mnist_cnn.model import build_model
 from mnist_cnn.train import fit
 
@@ -128,8 +129,17 @@ def test_model_json_with_bad_values_is_one_line(run_dir, capsys, change, command
 
 
 @pytest.mark.parametrize("path", sorted((CORPUS / "history").iterdir()), ids=lambda p: p.name)
-def test_a_damaged_history_is_one_line_in_report(run_dir, capsys, path, data_dir):
+def test_a_damaged_history_is_refused_by_name(run_dir, path):
     shutil.copyfile(path, run_dir / checkpoint.HISTORY)
+    with pytest.raises(ModelFileError, match="history.csv: damaged history"):
+        checkpoint.read_history(run_dir)
+
+
+@pytest.mark.parametrize("name", ["nan-epoch.csv", "no-epoch-column.csv"])
+def test_a_damaged_history_is_one_line_in_report(run_dir, capsys, name, data_dir):
+    """Through the command (the report reads history.csv after computing everything else,
+    so two files stand for the corpus here)."""
+    shutil.copyfile(CORPUS / "history" / name, run_dir / checkpoint.HISTORY)
     assert main(["report", str(run_dir), "--data-dir", str(data_dir)]) == 1
     assert "history.csv: damaged history" in _one_line(capsys)
 
