@@ -24,12 +24,13 @@ from mnist_cnn.datasets import (  # noqa: F401 (re-exported: data.DATASETS, ...)
     read_verified,
 )
 from mnist_cnn.errors import DataError, DownloadError
-from mnist_cnn.files import problem, reason
+from mnist_cnn.files import problem, read_bounded, reason
 
 ENV_VAR = "MNIST_CNN_DATA"
 
 # Keras keeps MNIST as one npz; we accept it when its own sha256 matches this value.
 KERAS_MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+KERAS_MNIST_NPZ_MAX_BYTES = 32 << 20
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -141,9 +142,13 @@ def found_in(ds: Dataset, splits: tuple[str, ...], data_dir: str | Path | None =
 
 def _keras_npz(ds: Dataset) -> Path | None:
     path = Path.home() / ".keras" / "datasets" / "mnist.npz"
-    if ds.name != "mnist" or not path.is_file():
+    if ds.name != "mnist" or problem(path) is not None:
         return None
-    if hashlib.sha256(path.read_bytes()).hexdigest() != KERAS_MNIST_NPZ_SHA256:
+    try:  # Keras' copy is 11.5 MB; read bounded, as every file we are handed
+        raw = read_bounded(path, KERAS_MNIST_NPZ_MAX_BYTES, DataError, "Keras data file")
+    except DataError:
+        return None
+    if hashlib.sha256(raw).hexdigest() != KERAS_MNIST_NPZ_SHA256:
         return None
     return path
 

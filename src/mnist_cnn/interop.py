@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from mnist_cnn.errors import ArchitectureError, MnistCnnError, ModelFileError
-from mnist_cnn.files import regular_file
+from mnist_cnn.files import read_bounded
 from mnist_cnn.layers import LAYER_TYPES, has_weights
 from mnist_cnn.model import ARCHITECTURES, INPUT_SHAPE, Architecture, Net
 
 MAX_MEMBER_BYTES = 64 << 20  # a .keras member larger than this is not a model we can hold
+MAX_FILE_BYTES = 2 * MAX_MEMBER_BYTES + (1 << 20)  # both members, with the archive's overhead
 # Keras config keys we read, by layer type; anything else must hold Keras' default.
 _SETTINGS = {"Conv2D": ("filters", "kernel_size", "strides", "padding", "activation",
                         "use_bias"),
@@ -135,8 +136,8 @@ def _weights_from_h5(groups: dict[str, list[Any]], model: Net, keras_names: list
     return state
 
 
-def _open_keras_archive(path: Path, h5py: Any) -> tuple[dict[str, Any], Any]:
-    with zipfile.ZipFile(path) as archive:
+def _open_keras_archive(path: Path, raw: bytes, h5py: Any) -> tuple[dict[str, Any], Any]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         for name in ("config.json", "model.weights.h5"):
             if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
                 raise ModelFileError(f"{path}: {name} is implausibly large")
@@ -166,15 +167,16 @@ def import_keras(path: str | Path) -> Net:
     from mnist_cnn.checkpoint import check_weights
 
     path = Path(path)
-    regular_file(path, ModelFileError, "Keras model file")
     h5py = _h5py()
+    # Read once, bounded, from a regular file: zipfile and HDF5 then work on the bytes.
+    raw = read_bounded(path, MAX_FILE_BYTES, ModelFileError, "Keras model file")
     try:
-        legacy = not zipfile.is_zipfile(path)
+        legacy = not zipfile.is_zipfile(io.BytesIO(raw))
         if legacy:
-            h5 = h5py.File(path, "r")
+            h5 = h5py.File(io.BytesIO(raw), "r")
             config = json.loads(h5.attrs["model_config"])
         else:
-            config, h5 = _open_keras_archive(path, h5py)
+            config, h5 = _open_keras_archive(path, raw, h5py)
         with h5:
             arch = architecture_from_keras(config).check_classifier()
             model = Net(arch)
