@@ -20,12 +20,14 @@ from mnist_cnn.commands import (
     report,
     serve,
     summary,
+    sweep,
     train,
 )
 from mnist_cnn.commands.common import PROG
 from mnist_cnn.errors import MnistCnnError
 
-COMMANDS = (summary, train, evaluate, report, predict, serve, data, bench, import_keras)
+COMMANDS = (summary, train, evaluate, report, predict, serve, data, bench, import_keras,
+            sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

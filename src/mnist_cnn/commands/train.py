@@ -57,8 +57,11 @@ def add_launch_flags(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mnist_cnn import distributed
 
-    if (args.nproc or 1) * (args.nnodes or 1) > 1 or args.rdzv_endpoint:
-        return _launch(args)
+    if any(getattr(args, k) is not None for k in LAUNCH_KEYS):
+        how = distributed.Launch(args.nproc or 1, args.nnodes or 1, args.rdzv_endpoint,
+                                 args.rdzv_id)  # checked even when it is one process
+        if how.nproc * how.nnodes > 1 or how.endpoint:
+            return _launch(args, how)
     here = distributed.init()  # a rank of torchrun's world, or the only process
     try:
         return _train(args, here)
@@ -103,7 +106,7 @@ def _train(args: argparse.Namespace, here) -> int:
         outcome = train_run(cfg, run_dir, args.data_dir,
                             KerasProgress() if here.main else None, state, explicit)
     except KeyboardInterrupt:
-        return _interrupted(run_dir) if here.main else 130
+        return _interrupted(run_dir, here.size) if here.main else 130
     if not here.main:
         return 0
     print(train_summary(outcome))
@@ -114,13 +117,18 @@ def _train(args: argparse.Namespace, here) -> int:
     return 0
 
 
-def _interrupted(run_dir: Path) -> int:
+def _interrupted(run_dir: Path, ranks: int = 1) -> int:
+    import os
+
     from mnist_cnn.checkpoint import STATE
 
     print(file=sys.stderr)
+    # Ranks all on this machine: suggest the same count (any count resumes the same run)
+    same = ranks > 1 and os.environ.get("LOCAL_WORLD_SIZE") == str(ranks)
     if (run_dir / STATE).is_file():
         print(f"{PROG}: interrupted; the last completed epoch is saved. Resume with:\n"
-              f"  {PROG} train --resume {run_dir}", file=sys.stderr)
+              f"  {PROG} train --resume {run_dir}{f' --nproc {ranks}' if same else ''}",
+              file=sys.stderr)
     else:
         print(f"{PROG}: interrupted before the first epoch ended; nothing to resume.",
               file=sys.stderr)
@@ -132,15 +140,13 @@ def _interrupted(run_dir: Path) -> int:
 LAUNCH_KEYS = ("nproc", "nnodes", "rdzv_endpoint", "rdzv_id")
 
 
-def _launch(args: argparse.Namespace) -> int:
+def _launch(args: argparse.Namespace, how) -> int:
     """Check what can be checked once, here, then start the ranks (each an ordinary
     `mnist-cnn train` with the same flags) under torch's elastic agent."""
     from mnist_cnn import distributed
     from mnist_cnn.checkpoint import STATE, load_state
     from mnist_cnn.run import check_resume, default_run_dir
 
-    how = distributed.Launch(args.nproc or 1, args.nnodes or 1, args.rdzv_endpoint,
-                             args.rdzv_id)
     cfg, explicit = config_from(args)
     if args.resume:
         run_dir = Path(args.resume)
