@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mnist_cnn import cli, distributed
+from mnist_cnn import distributed
 from mnist_cnn.checkpoint import STATE, load_model, load_state, read_history
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,8 @@ def test_refusals_are_one_line_before_any_rank_starts(env, tmp_path):
     assert done.returncode == 2 and "--rdzv-endpoint" in done.stderr
     done = mnist_cnn({**env, "WORLD_SIZE": "2", "RANK": "0"}, "train", "--nproc", "2")
     assert done.returncode == 2 and "torchrun" in done.stderr
-    assert cli.main(["train", "--nproc", "0"]) == 2
+    done = mnist_cnn(env, "train", "--nproc", "0", "--max-steps", "1")
+    assert done.returncode == 2 and "--nproc must be" in done.stderr, done.stderr
 
 
 def _bn_simulation(arch_file: Path, mnist, steps: int) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ Training time is the loop's own wall time: no data loading, no evaluation.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,6 +58,7 @@ class Training:
     @classmethod
     def start(cls, model: Net, spec: OptimizerSpec, schedule: Callable[[int], float],
               seed: int) -> Training:
+        eager_optimizers()
         optimizer = spec.build(model.parameters())
         return cls(model, spec, optimizer,
                    torch.optim.lr_scheduler.LambdaLR(optimizer, schedule),
@@ -83,6 +85,23 @@ class Training:
             raise ModelFileError(f"the checkpoint does not fit this run ({exc})") from None
         self.history, self.steps = list(state.history), state.steps
         self.train_seconds = state.train_seconds
+
+
+def eager_optimizers() -> None:
+    """Let torch.optim's optimisers run without importing torch._dynamo.
+
+    A few `Optimizer` methods are marked "never compile", and the mark is made on their
+    first call by importing torch._dynamo: 1.2-1.5 s of CPU here before the first step of
+    a loop that never compiles (a fifth of the fast recipe's training time). Unless dynamo
+    is already loaded (someone compiles in this process), the methods are marked as done,
+    so they run as they are. Nothing else changes: the same functions do the same work."""
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in ("_patch_step_function", "state_dict", "load_state_dict", "zero_grad",
+                 "add_param_group"):
+        fn = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
+            setattr(fn, "__dynamo_disable", fn)  # torch._compile._disable_dynamo's cache
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from mnist_cnn import distributed
 
     if any(getattr(args, k) is not None for k in LAUNCH_KEYS):
-        how = distributed.Launch(args.nproc or 1, args.nnodes or 1, args.rdzv_endpoint,
-                                 args.rdzv_id)  # checked even when it is one process
+        how = distributed.Launch(1 if args.nproc is None else args.nproc,
+                                 1 if args.nnodes is None else args.nnodes,
+                                 args.rdzv_endpoint, args.rdzv_id)  # checked here, always
         if how.nproc * how.nnodes > 1 or how.endpoint:
             return _launch(args, how)
     here = distributed.init()  # a rank of torchrun's world, or the only process
