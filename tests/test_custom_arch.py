@@ -94,3 +94,16 @@ def test_summary_of_an_arch_file(tmp_path, capsys):
     assert main(["summary", "--arch", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "average_pooling2d (AveragePo (None, 4, 4, 32)" in out and "dense_1 (Dense)" in out
+
+
+@pytest.mark.slow
+def test_bench_on_an_arch_file(tmp_path, data_dir, capsys):
+    spec = tmp_path / "small.json"
+    spec.write_text(json.dumps([{"type": "Conv2D", "filters": 8, "kernel_size": 3,
+                                 "strides": 2, "activation": "relu"},
+                                {"type": "Flatten"},
+                                {"type": "Dense", "units": 10, "activation": "softmax"}]))
+    assert main(["bench", "--arch", str(spec), "--recipes", "fast", "--runs", "1", "--no-peer",
+                 "--json", "--data-dir", str(data_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["recipes"][0]["test_accuracy"][0] > 0.9

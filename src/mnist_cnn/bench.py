@@ -70,15 +70,16 @@ def machine() -> dict[str, Any]:
 
 
 def run_bench(recipes: list[str], runs: int, mnist, epochs: int | None = None,
-              device: str = "auto", peer: bool = True) -> BenchReport:
-    """Every figure `mnist-cnn bench` shows: each recipe, evaluation and latency on the last
-    model, and the lesson's Keras program when TensorFlow is importable and `peer`."""
+              device: str = "auto", peer: bool = True, arch: Any = "lesson") -> BenchReport:
+    """Every figure `mnist-cnn bench` shows: each recipe on `arch`, evaluation and latency on
+    the last model, and the lesson's Keras program when TensorFlow is importable and `peer`
+    (the peer is the lesson's network: compare it with `arch` "lesson")."""
     from mnist_cnn.device import bf16_supported
 
     report = BenchReport(machine=machine(), recipes=[])
     model = None
     for name in recipes:
-        figures, model = bench_recipe(name, runs, mnist, epochs, device)
+        figures, model = bench_recipe(name, runs, mnist, epochs, device, arch)
         report.recipes.append(figures)
     if model is not None:
         device_of_model = next(model.parameters()).device
@@ -91,7 +92,8 @@ def run_bench(recipes: list[str], runs: int, mnist, epochs: int | None = None,
 
 
 def bench_recipe(recipe: str, runs: int, mnist, epochs: int | None = None,
-                 device: str = "auto") -> tuple[RecipeFigures, torch.nn.Module]:
+                 device: str = "auto", arch: Any = "lesson"
+                 ) -> tuple[RecipeFigures, torch.nn.Module]:
     """Train `recipe` `runs` times (seeds 0..runs-1); return the figures and the last model."""
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.evaluate import evaluate
@@ -100,7 +102,7 @@ def bench_recipe(recipe: str, runs: int, mnist, epochs: int | None = None,
     (x_train, y_train), (x_test, y_test) = mnist
     figures, model = None, None
     for seed in range(runs):
-        cfg = TrainConfig(recipe=recipe, epochs=epochs, seed=seed, device=device)
+        cfg = TrainConfig(arch=arch, recipe=recipe, epochs=epochs, seed=seed, device=device)
         result = fit(cfg, (x_train, y_train))
         hp = result.hyperparameters
         if figures is None:

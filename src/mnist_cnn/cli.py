@@ -15,6 +15,7 @@ from mnist_cnn.commands import (
     bench,
     data,
     evaluate,
+    export,
     import_keras,
     predict,
     report,
@@ -26,8 +27,8 @@ from mnist_cnn.commands import (
 from mnist_cnn.commands.common import PROG
 from mnist_cnn.errors import MnistCnnError
 
-COMMANDS = (summary, train, evaluate, report, predict, serve, data, bench, import_keras,
-            sweep)
+COMMANDS = (summary, train, evaluate, report, predict, serve, export, data, bench,
+            import_keras, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -160,7 +160,7 @@ def _save_digit(digit: np.ndarray, folder: Path, source: Path, index: int) -> Pa
     atomically, so no half-written image is ever left behind."""
     from PIL import Image
 
-    from mnist_cnn.checkpoint import atomic_write
+    from mnist_cnn.files import atomic_write
 
     target = folder / f"{index:04d}-{source.stem}.png"
     atomic_write(target, lambda tmp: Image.fromarray(digit).save(tmp, format="PNG"))

@@ -41,7 +41,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "GIF"),
     (b"BM", "BMP"),
 )
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 
 
 def sniff_format(data: bytes) -> str:

@@ -151,7 +151,7 @@ def _draw(report: ReportData) -> dict[str, Any]:
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  data_dir: str | Path | None = None) -> ReportResult:
     """Compute, draw and write the report for a run into `out_dir` (default `<run>/report`)."""
-    from mnist_cnn.checkpoint import atomic_write, atomic_write_text
+    from mnist_cnn.files import atomic_write, atomic_write_text
 
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     if out.exists() and not out.is_dir():

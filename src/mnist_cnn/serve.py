@@ -1,6 +1,7 @@
 """The web server: a page to draw a digit and watch every layer respond, and a JSON API.
 
     GET  /                 the page (web/), all assets local: it works offline
+    GET  /model.js         the model for the page, which runs it in the browser
     POST /api/predict      JSON {"pixels": 28x28} or {"image": base64}, a multipart upload
                            ("file"), or raw image bytes -> label, probabilities, the 28x28
                            input; every layer's output with ?activations=1
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,6 +43,7 @@ from mnist_cnn.errors import (
     NoDigitError,
     UnsupportedImageError,
 )
+from mnist_cnn.export_web import model_script
 from mnist_cnn.predict import Predictor
 from mnist_cnn.preprocess import decode_image, to_mnist
 
@@ -124,6 +126,12 @@ def create_app(predictor: Predictor) -> FastAPI:
         image, asked = await _read_image(request)
         digit = to_mnist(image)
         return JSONResponse(_prediction(predictor, digit, activations or asked))
+
+    script = model_script(predictor.model, predictor.meta, server=True)
+
+    @app.get("/model.js", include_in_schema=False)  # the page runs the model in the browser
+    def model_js() -> Response:
+        return Response(script, media_type="text/javascript")
 
     @app.get("/api/model", summary="Summary table, metadata, metrics, layers, conv1 filters")
     def model() -> dict:
