@@ -199,7 +199,9 @@ def _bn_simulation(arch_file: Path, mnist, steps: int) -> dict[str, torch.Tensor
         first = F.cross_entropy(model(x[halves[0]]), y[halves[0]])
         kept = {k: v.clone() for k, v in model.named_buffers()}
         second = F.cross_entropy(model(x[halves[1]]), y[halves[1]])
-        model.load_state_dict({**model.state_dict(), **kept})
+        with torch.no_grad():  # rank 1's statistics never reach the saved model
+            for name, buffer in model.named_buffers():
+                buffer.copy_(kept[name])
         t.optimizer.zero_grad(set_to_none=True)
         ((first + second) / 2).backward()
         spec.step(t.optimizer, i + 1)
