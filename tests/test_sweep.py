@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_cnn import sweep
+from mnist_cnn import sweep, sweep_results
 from mnist_cnn.checkpoint import load_model
 from mnist_cnn.errors import UsageError
 
@@ -64,8 +64,8 @@ def _sweep_cmd(space: Path, out: Path, trials: int = 6) -> list[str]:
             "--workers", "2", "--out", str(out), "--ensemble-top", "3"]
 
 
-def _check_study(out: Path, complete: int) -> list[sweep.TrialRow]:
-    rows = sweep.results(sweep.Sweep(sweep.Space.from_dict(TINY), out, complete))
+def _check_study(out: Path, complete: int) -> list[sweep_results.TrialRow]:
+    rows = sweep_results.results(sweep.Sweep(sweep.Space.from_dict(TINY), out, complete))
     done = [r for r in rows if r.state == "COMPLETE"]
     assert len(done) == complete, rows
     for row in done:
@@ -122,7 +122,7 @@ def test_a_killed_worker_leaves_a_study_that_continues(tmp_path, data_dir):
     os.kill(victims[1], signal.SIGKILL)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 1 and "sweep worker" in err and "killed" in err, err
-    rows = sweep.results(sweep.Sweep(sweep.Space.from_dict(TINY), out, 6))
+    rows = sweep_results.results(sweep.Sweep(sweep.Space.from_dict(TINY), out, 6))
     assert "RUNNING" not in {r.state for r in rows}  # the dead worker's trial is failed
     for row in rows:
         if row.state == "COMPLETE":

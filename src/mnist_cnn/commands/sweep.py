@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnist_cnn import sweep
+    from mnist_cnn import sweep, sweep_results
     from mnist_cnn.console import sweep_table
     from mnist_cnn.errors import UsageError
 
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{PROG}: interrupted; finished trials are kept. Run the same command to "
               "continue the study.", file=sys.stderr)
         return 130
-    rows = sweep.results(study)
-    paths = sweep.write_results(rows, study.out, args.ensemble_top)
+    rows = sweep_results.results(study)
+    paths = sweep_results.write_results(rows, study.out, args.ensemble_top)
     print(sweep_table(rows))
     print(f"\nTrials: {paths['csv']}; plot: {paths['plot']}; the best "
           f"{args.ensemble_top} runs: {paths['top']}")
