@@ -71,18 +71,22 @@ def run_item(name: str, seed: int, args, scratch: Path) -> dict:
         figures = {"train_seconds": meta["timing"]["train_seconds"],
                    "test_accuracy": meta["metrics"]["test_accuracy"],
                    "steps": meta["timing"]["steps"],
+                   "precision": meta["timing"]["precision"],
                    "batch_size": meta["hyperparameters"]["batch_size"]}
     return {"item": name, "seed": seed, "wall_seconds": wall, **figures,
             "load_before": before, "load_after": load_average()}
 
 
-def peak_gflops() -> dict[str, float]:
-    """This CPU's peak from its clock and cores: Zen 4 has two 256-bit FMA pipes a core
-    (16 fp32 FLOP a pipe a cycle); its bf16 dot product (VDPBF16PS) doubles that."""
-    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+def peak_gflops() -> dict[str, float | None]:
+    """This CPU's peak from /proc/cpuinfo: cores x clock x FLOP a cycle. Zen 3 and Zen 4
+    have two 256-bit FMA pipes a core (2 x 8 lanes x 2 FLOP = 32 fp32 FLOP a cycle); a bf16
+    dot product (VDPBF16PS, AVX512-BF16) does twice that, where the CPU has it."""
+    text = Path("/proc/cpuinfo").read_text()
+    mhz = [float(line.split(":")[1]) for line in text.splitlines()
            if line.startswith("cpu MHz")]
-    fp32 = len(mhz) * statistics.fmean(mhz) * 1e6 * 2 * 16 / 1e9
-    return {"fp32": fp32, "bf16": 2 * fp32, "cores": len(mhz), "mhz": statistics.fmean(mhz)}
+    fp32 = len(mhz) * statistics.fmean(mhz) * 1e6 * 32 / 1e9
+    return {"fp32": fp32, "bf16": 2 * fp32 if "avx512_bf16" in text else None,
+            "cores": len(mhz), "mhz": statistics.fmean(mhz)}
 
 
 def train_flop_per_image() -> float:
@@ -126,8 +130,8 @@ def summarize(rows: list[dict]) -> dict:
         if "steps" in mine:
             images = mine["steps"] * mine["batch_size"]
             rate = images * per_image / m["train_seconds"] / 1e9
-            kind = "bf16" if name.startswith("fast") else "fp32"
-            m |= {"gflops": rate, "of_peak": rate / peak[kind], "peak_kind": kind}
+            kind = mine["precision"]  # what the run computed in (bf16 only where supported)
+            m |= {"gflops": rate, "of_peak": rate / peak[kind], "precision": kind}
         m["command_over_train"] = m["wall_seconds"] / m["train_seconds"]
     if "keras" in med:
         keras = med["keras"]["train_seconds"]
