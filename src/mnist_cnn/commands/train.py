@@ -56,6 +56,7 @@ def add_launch_flags(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mnist_cnn import distributed
+    from mnist_cnn.errors import TrainingError
 
     if any(getattr(args, k) is not None for k in LAUNCH_KEYS):
         how = distributed.Launch(1 if args.nproc is None else args.nproc,
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         if distributed.quiet_peer_errors():
             return exc.exit_code
         raise
+    except TrainingError as exc:  # every rank sees it alike (shared loss, shared state)
+        if here.main:
+            raise
+        return exc.exit_code
     finally:
         distributed.finish()
 
