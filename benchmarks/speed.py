@@ -13,6 +13,8 @@ Each item is a whole command in its own process (what a user types), run round-r
   fast         mnist-cnn train --recipe fast            (seeds 0..--seeds-1, run 0 only)
   fast-ddp     mnist-cnn train --recipe fast --nproc 2
   fast-active  mnist-cnn train --recipe fast, OMP_WAIT_POLICY=ACTIVE (spinning threads)
+  fast-omp-default  the same with libgomp's default wait (spin ~300k rounds, then sleep)
+  (the others run as the environment says: this project's dev venvs set PASSIVE)
 
 For each: training-loop seconds (model.json), the whole command's wall seconds, test
 accuracy, and `uptime`'s load average before and after. Then the medians, the ratios the
@@ -40,6 +42,9 @@ ITEMS = {
     "fast": (["--recipe", "fast"], {}),
     "fast-ddp": (["--recipe", "fast", "--nproc", "2"], {}),
     "fast-active": (["--recipe", "fast"], {"OMP_WAIT_POLICY": "ACTIVE"}),
+    # empty: libgomp's own default (spin a while, then sleep); the dev venvs' sitecustomize
+    # only fills in PASSIVE where the variable is absent
+    "fast-omp-default": (["--recipe", "fast"], {"OMP_WAIT_POLICY": ""}),
 }
 
 
