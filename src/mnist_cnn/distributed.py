@@ -121,11 +121,6 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def interrupted() -> bool:
-    """Whether this rank has been sent SIGINT."""
-    return _interrupted
-
-
 def finish() -> None:
     """Leave the process group (if any)."""
     import torch.distributed as dist
