@@ -256,6 +256,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _worker_process(sweep: Sweep, index: int, threads: int) -> None:
+    """A worker process: Ctrl-C (its trial already marked failed) ends it with 130."""
+    try:
+        worker(sweep, index, threads)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
 def run_workers(sweep: Sweep, workers: int) -> list[int]:
     """Start `workers` processes on this machine, each running `worker`, and wait; return
     their exit codes (negative: killed by that signal). The cores are shared out."""
@@ -265,8 +273,8 @@ def run_workers(sweep: Sweep, workers: int) -> list[int]:
     fail_stale(sweep)
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
-    procs = [ctx.Process(target=worker, args=(sweep, i, threads), name=f"sweep-worker-{i}")
-             for i in range(workers)]
+    procs = [ctx.Process(target=_worker_process, args=(sweep, i, threads),
+                         name=f"sweep-worker-{i}") for i in range(workers)]
     for proc in procs:
         proc.start()
     try:
@@ -275,6 +283,8 @@ def run_workers(sweep: Sweep, workers: int) -> list[int]:
     except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them record it
         for proc in procs:
             proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
         raise
     finally:
         fail_stale(sweep)
