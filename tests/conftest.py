@@ -62,3 +62,11 @@ def tiny_mnist(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random uint8 images with labels, for fast loop tests that need no real data."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+@pytest.fixture(scope="session")
+def written_report(trained_run, data_dir, tmp_path_factory):
+    """The report of `trained_run`, written once for the report and report-page tests."""
+    from mnist_cnn.report import write_report
+
+    return write_report(trained_run, tmp_path_factory.mktemp("report"), data_dir)

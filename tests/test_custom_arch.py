@@ -65,7 +65,9 @@ def test_evaluate_predict_report_on_the_custom_run(custom_run, data_dir, tmp_pat
     assert main(["report", str(custom_run), "--out", str(tmp_path / "report"),
                  "--data-dir", str(data_dir)]) == 0
     names = {p.name for p in (tmp_path / "report").iterdir()}
-    assert {"architecture.png", "filters.png", "index.html", "feature_maps_0.png"} <= names
+    assert {"architecture.png", "filters.png", "index.html", "feature_maps_0.png",
+            "saliency_mistakes.png", "reliability.png", "robustness.png",
+            "calibration.json"} <= names
     html = (tmp_path / "report" / "index.html").read_text()
     assert "average_pooling2d" in html and "batch_normalization" in html
 
