@@ -23,7 +23,6 @@ from safetensors.torch import load_file
 from mnist_cnn import distributed
 from mnist_cnn.checkpoint import STATE, load_model, load_state, read_history
 
-pytestmark = pytest.mark.slow
 BN_ARCH = {"name": "bn-small", "layers": [
     {"type": "Conv2D", "filters": 8, "kernel_size": [3, 3], "activation": "relu"},
     {"type": "BatchNormalization"},
@@ -35,6 +34,20 @@ BN_ARCH = {"name": "bn-small", "layers": [
 @pytest.fixture
 def env(data_dir) -> dict[str, str]:
     return {**os.environ, "MNIST_CNN_DATA": str(data_dir), "MNIST_CNN_DIST_TIMEOUT": "60"}
+
+
+@pytest.mark.parametrize("n", [128, 127, 96, 5, 3, 1])
+@pytest.mark.parametrize("ranks", [2, 3, 4])
+def test_the_ranks_parts_average_to_the_whole_batch(n, ranks):
+    """Each rank's weighted mean loss, averaged over the ranks as DDP averages gradients,
+    is the whole batch's mean loss, for full, short and tiny last batches."""
+    losses = torch.rand(n, dtype=torch.float64)
+    idx = torch.randperm(n)
+    parts = [distributed.shard(idx, r, ranks) for r in range(ranks)]
+    average = sum(w * losses[part].mean() for part, w in parts) / ranks
+    assert average.item() == pytest.approx(losses.mean().item(), rel=1e-12)
+    if n >= ranks:  # every image in exactly one part
+        assert sorted(torch.cat([p for p, _ in parts]).tolist()) == list(range(n))
 
 
 def mnist_cnn(env, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -58,6 +71,7 @@ def one_rank(data_dir, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_two_ranks_agree_with_one_and_the_run_is_ordinary(one_rank, env, tmp_path):
     run = tmp_path / "two"
     done = mnist_cnn(env, "train", "--nproc", "2", "--max-steps", "10", "--out", str(run))
@@ -74,6 +88,7 @@ def test_two_ranks_agree_with_one_and_the_run_is_ordinary(one_rank, env, tmp_pat
     assert accuracy == pytest.approx(one_meta.metrics["test_accuracy"], abs=2e-4)
 
 
+@pytest.mark.slow
 def test_users_own_torchrun(one_rank, env, tmp_path):
     run = tmp_path / "torchrun"
     done = subprocess.run(
@@ -90,6 +105,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_machines_meeting_at_an_endpoint(one_rank, env, tmp_path):
     """Two launchers (`--nnodes 2 --nproc 1`), as two machines would run them."""
     endpoint = f"127.0.0.1:{_free_port()}"
@@ -114,6 +130,7 @@ def _wait_for(predicate, proc: subprocess.Popen, seconds: float) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_rank_with_130_and_resume_finishes(env, tmp_path):
     run = tmp_path / "run"
     args = ["--nproc", "2", "--validation-split", "0.9", "--batch-size", "256",
@@ -148,6 +165,7 @@ def _rank_pid(launcher: int, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_run_with_one_line(env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mnist_cnn", "train", "--nproc", "2",
                              "--out", str(tmp_path / "run")], env=env, stdout=subprocess.PIPE,
@@ -163,6 +181,7 @@ def test_a_killed_rank_ends_the_run_with_one_line(env, tmp_path):
     assert "rank 1" in err and "SIGKILL" in err
 
 
+@pytest.mark.slow
 def test_refusals_are_one_line_before_any_rank_starts(env, tmp_path):
     done = mnist_cnn(env, "train", "--nproc", "2", "--batch-size", "33")
     assert done.returncode == 2 and "divisible by 2" in done.stderr
@@ -209,6 +228,7 @@ def _bn_simulation(arch_file: Path, mnist, steps: int) -> dict[str, torch.Tensor
     return model.state_dict()
 
 
+@pytest.mark.slow
 def test_batch_normalization_uses_each_ranks_own_batch(env, tmp_path, mnist):
     arch = tmp_path / "bn.json"
     arch.write_text(json.dumps(BN_ARCH))

@@ -189,7 +189,11 @@ def shard(idx: torch.Tensor, rank: int, size: int) -> tuple[torch.Tensor, float]
     the ranks' gradients the gradient of the whole batch's mean loss.
 
     Full batches split evenly (factor 1); a short last batch splits as evenly as it can
-    (`tensor_split`), each part's mean loss weighted by its share of the batch."""
+    (`tensor_split`), each part's mean loss weighted by its share of the batch. A last batch
+    with fewer images than ranks is taken whole by every rank: the same gradient on each,
+    which averages to itself (its few images then count once a rank in the epoch's mean)."""
+    if len(idx) < size:
+        return idx, 1.0
     part = torch.tensor_split(idx, size)[rank]
     return part, len(part) * size / len(idx)
 
