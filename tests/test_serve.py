@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 from mnist_cnn import preprocess
 from mnist_cnn.model import build_model
 from mnist_cnn.predict import Predictor
-from mnist_cnn.serve import MAX_BODY_BYTES, background_server, create_app
+from mnist_cnn.serve import MAX_BODY_BYTES, create_app
+from server_kit import background_server
 
 with warnings.catch_warnings():  # starlette's note about httpx's successor
     warnings.simplefilter("ignore")

@@ -21,8 +21,9 @@ from PIL import Image
 
 from mnist_cnn.model import build_model
 from mnist_cnn.predict import Predictor
-from mnist_cnn.serve import background_server, create_app
+from mnist_cnn.serve import create_app
 from mnist_cnn.serve_http import AllowedHosts, Limits
+from server_kit import background_server
 
 FAST = Limits(header_seconds=0.5, body_seconds=0.5, keep_alive_seconds=0.5,
               max_header_bytes=8192)

@@ -125,6 +125,12 @@ def _resume_source(resume: Path, folder: RunFolder) -> Path:
     return source.interrupted() or source.target
 
 
+def resume_state(resume: Path) -> TrainState:
+    """The checkpoint `train --resume resume` would continue from, read without taking the
+    run's lock (the DDP launcher checks it before starting the ranks)."""
+    return checkpoint.load_state(_resume_source(Path(resume), RunFolder(Path(resume))))
+
+
 def _same(a: Path, b: Path) -> bool:
     """Whether two run folder paths name the same folder (./runs/x, runs/x, /abs/runs/x)."""
     return os.path.abspath(check_target(Path(a))) == os.path.abspath(check_target(Path(b)))

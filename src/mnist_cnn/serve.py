@@ -14,8 +14,7 @@ import errno
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from mnist_cnn.predict import Predictor
 from mnist_cnn.serve_app import create_app
 from mnist_cnn.serve_http import AllowedHosts, Limits
 
-__all__ = ["MAX_BODY_BYTES", "background_server", "create_app", "listen", "serve"]
+__all__ = ["MAX_BODY_BYTES", "create_app", "listen", "serve"]
 MAX_BODY_BYTES = Limits.max_body_bytes
 INFERENCE_THREADS = 1  # one 28x28 image is too small to share out: 1 thread is ~4x faster
 OPTIONS_ENV = "MNIST_CNN_SERVE"  # how worker processes learn the run, hosts and limits
@@ -162,31 +161,3 @@ def _log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["uvicorn.error"]["level"] = "WARNING"
     return config
-
-
-@contextmanager
-def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
-                      timeout: float = 15.0) -> Iterator[str]:
-    """Run `app` on uvicorn (the guarded protocol, the app's limits) in a thread (port 0:
-    a free one); yields the base URL. For tests and benchmarks that need a real server on
-    the loopback interface."""
-    import uvicorn
-
-    sock = listen(host, port)
-    limits = app.state.limits if isinstance(getattr(app.state, "limits", None), Limits) \
-        else Limits()
-    server = uvicorn.Server(uvicorn_config(app, limits, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield url_of(sock).rstrip("/")
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
-

@@ -28,7 +28,13 @@ from PIL import Image, ImageOps
 
 from mnist_cnn.errors import ImageError, ImageTooLargeError
 from mnist_cnn.predict import Predictor
-from mnist_cnn.preprocess import check_pixel_count, decode_image, sniff_format, to_mnist
+from mnist_cnn.preprocess import (
+    check_pixel_count,
+    decode_image,
+    pixels_to_uint8,
+    sniff_format,
+    to_mnist,
+)
 from mnist_cnn.serve_http import Limits, Refused
 
 WORK_PIXELS = 1024 * 1024  # the page's largest upload; preparing it (RGBA) takes ~35 MB
@@ -159,10 +165,7 @@ def pixels(value: Any) -> np.ndarray:
     # NaN fails both comparisons; type() keeps out bool, a subclass of int.
     if not all(type(v) in (int, float) and 0 <= v <= 255 for row in value for v in row):
         raise shape_error
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.max() <= 1.0:
-        arr = arr * 255
-    return np.rint(arr).astype(np.uint8)
+    return pixels_to_uint8(np.asarray(value, dtype=np.float64))
 
 
 def base64_bytes(value: Any) -> bytes:
