@@ -5,7 +5,8 @@ switched off there).
 
     OUT/index.html       the page: the same file `mnist-cnn serve` serves
     OUT/static/          the page's scripts and style (engine, preprocessing, views, app)
-    OUT/model.js         the model: architecture, summary, metrics, and the weights as a
+    OUT/model.js         the model: architecture, summary, metrics, the "not sure" line
+                         when `mnist-cnn report` has chosen one, and the weights as a
                          base64 safetensors file, in one script (browsers refuse fetch() of
                          file:// URLs, but load a <script> from beside the page)
     OUT/README.txt       what this is and how to publish it
@@ -56,6 +57,7 @@ def model_script(model: torch.nn.Module, meta: RunMeta | None, server: bool = Fa
         "architecture": model.arch.to_dict(),
         "summary": render_keras(summarize(model.arch)),
         "meta": _facts(meta),
+        "calibration": _calibration(tensors, meta),
         "server": server,
         "weights": base64.b64encode(save(tensors)).decode("ascii"),
     }
@@ -69,6 +71,20 @@ def _facts(meta: RunMeta | None) -> dict[str, Any]:
         return {}
     return {"dataset": meta.dataset, "recipe": meta.recipe, "metrics": meta.metrics,
             "date": meta.date}
+
+
+def _calibration(tensors: dict[str, torch.Tensor], meta: RunMeta | None) -> dict | None:
+    """The page's "not sure" line from model.json (written by `mnist-cnn report`): None when
+    the run has none, {"stale": true} when it was chosen for other weights than these."""
+    from mnist_cnn.checkpoint import weights_digest
+
+    cal = meta.calibration if meta is not None else None
+    if cal is None:
+        return None
+    if cal.weights != weights_digest(tensors):
+        return {"stale": True}
+    return {"not_sure_below": cal.not_sure_below, "target_accuracy": cal.target_accuracy,
+            "fitted_on": cal.fitted_on, "images": cal.images}
 
 
 def export_web(run_dir: str | Path, out_dir: str | Path) -> Path:
