@@ -4,6 +4,8 @@ for digits, pictures of page elements, and the page's own pipeline called from a
 from __future__ import annotations
 
 import io
+import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,57 @@ def assert_every_layer_responds(page, empty: dict[str, float]) -> None:
 def blank_pictures(page) -> dict[str, float]:
     return {name: picture(page.locator(f"[data-name={name}]").locator("canvas, ol")).std()
             for name in layer_names(page)}
+
+
+def wait_until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll `expression` in the page until it is true (the page's CSP forbids the `eval`
+    behind Playwright's wait_for_function polling)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
+def click_map(page, layer: str, shape: tuple[int, ...], cell: int, y: int, x: int) -> None:
+    """Click pixel (y, x) of map `cell` in a layer's card, located from the documented
+    layout alone: maps of shape (C, H, W) in rows of min(8, C), one canvas pixel apart."""
+    channels, h, w = shape
+    cols = min(8, channels)
+    canvas = page.locator(f"[data-name={layer}] canvas")
+    canvas.evaluate("(c) => c.scrollIntoView({block: 'center'})")  # every pixel in view
+    box = canvas.bounding_box()
+    scale = box["width"] / canvas.evaluate("(c) => c.width")
+    assert scale > 1, "a map pixel is smaller than a CSS pixel: choose a larger viewport"
+    px, py = (cell % cols) * (w + 1) + x, (cell // cols) * (h + 1) + y
+
+    def inside(start: float) -> float:  # a click lands on whole CSS pixels: one in the span
+        whole = math.ceil(start + 1e-6)
+        return whole if whole < start + scale - 1e-6 else start + scale / 2
+
+    page.mouse.click(inside(box["x"] + px * scale), inside(box["y"] + py * scale))
+
+
+def open_page(browser, url: str, size=SIZES[0], locale: str = "en-US"):
+    """A page at `url` in a fresh context (viewport, touch, locale), its problems recorded,
+    every request other than file: and the page's own server refused."""
+    name, width, height, touch = size
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=locale,
+                                  device_scale_factor=2 if touch else 1, has_touch=touch)
+    pg = context.new_page()
+    pg.problems, pg.blocked = [], []
+    origin = url.split("/index.html")[0] if url.startswith("file:") else url.rstrip("/")
+
+    def block(route):
+        if route.request.url.startswith(("file:", origin, "data:")):
+            return route.continue_()
+        pg.blocked.append(route.request.url)
+        return route.abort()
+
+    context.route("**/*", block)
+    pg.on("pageerror", lambda e: pg.problems.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(m.text))
+    pg.goto(url)
+    wait_until(pg, "window.mnistPage && mnistPage.ready === true")
+    pg.shot_name = name
+    return context, pg
