@@ -73,7 +73,7 @@ var MnistDetail = (function () {
     const next = ctx.x + 1 < ow ? MnistArithmetic.windowAt(L, ctx.y, ctx.x + 1)
       : ctx.y + 1 < oh ? MnistArithmetic.windowAt(L, ctx.y + 1, ctx.x) : null;
     const boxes = [{ ...win, colour: "#fde725" }];
-    if (next) boxes.unshift({ ...next, colour: "#9aa4c4", dashed: true });
+    if (next) boxes.unshift({ ...next, colour: "#6fd3ff", dashed: true });
     const inLook = ctx.index === 0 ? null : MnistView.scaleOf(ctx.input);
     const inPic = paintMap(ctx.input, ch, h, w, inLook, pads, boxes);
     const outPic = paintMap(ctx.output, ctx.cell, oh, ow, MnistView.scaleOf(ctx.output), { top: 0, bottom: 0, left: 0, right: 0 },
@@ -86,7 +86,7 @@ var MnistDetail = (function () {
     const stride = L.strides.join("×"), padded = pads.top + pads.bottom + pads.left + pads.right > 0;
     const where = el("figure", { class: "where", "data-top": win.top, "data-left": win.left, "data-rows": win.rows, "data-cols": win.cols, "data-channel": ch },
       inPic, el("figcaption", {},
-        el("span", { text: t("detail.window", { input: ctx.inputName, channel: ch, channels: c, rows: `${win.top}–${win.top + win.rows - 1}`, cols: `${win.left}–${win.left + win.cols - 1}` }) }),
+        el("span", { text: t(c > 1 ? "detail.window" : "detail.window_one", { input: ctx.inputName, channel: ch, rows: `${win.top}–${win.top + win.rows - 1}`, cols: `${win.left}–${win.left + win.cols - 1}` }) }),
         next ? el("span", { class: "muted", text: t("detail.next", { s: stride }) }) : null,
         padded ? el("span", { class: "muted", text: t(L.type === "Conv2D" ? "detail.pad_conv" : L.type === "MaxPooling2D" ? "detail.pad_max" : "detail.pad_mean") }) : null));
     const here = el("figure", { class: "here" }, outPic, el("figcaption", { text: t("detail.pixel", { layer: L.name, map: ctx.cell, row: sel, col: ctx.x }) }));
@@ -121,7 +121,7 @@ var MnistDetail = (function () {
     parts.push(el("p", { class: "total" }, "Σ ", num(total, "sum", 4),
       a.hasBias ? el("span", {}, ` + ${t("detail.bias")} `, num(a.bias, "bias", 4)) : el("span", { class: "muted", text: ` (${t("detail.no_bias")})` }),
       " = ", num(a.total, "pre", 4)));
-    parts.push(result(a.activation ? `${t(`act.${a.activation}`)}(${fmt(a.total)}) = ` : "", a.activated, a.value));
+    parts.push(result(a.activation ? `${t(`act.${a.activation}`)}(${fmt(a.total, 4)}) = ` : "", a.activated, a.value));
     return parts;
   }
 
