@@ -178,10 +178,14 @@ web host (a course website, an intranet share). Nothing is loaded from
 anywhere else.
 
   index.html    the page
-  static/       its scripts and style: engine.js computes the network, preprocess.js turns
-                a drawing into a 28x28 MNIST-style digit, view.js and app.js draw the page
-  model.js      the model: architecture, summary, and the weights (a safetensors file,
-                base64-encoded), as a script so that it also loads from disk
+  static/       its scripts and style: engine.js computes the network, gradient.js its
+                saliency maps, arithmetic.js the numbers behind a clicked map pixel,
+                preprocess.js turns a drawing into a 28x28 MNIST-style digit, i18n.js holds
+                the page's words in English and Korean, view.js, detail.js, pad.js and
+                app.js draw the page
+  model.js      the model: architecture, summary, the "not sure" line when the run has a
+                report, and the weights (a safetensors file, base64-encoded), as a script so
+                that it also loads from disk
 
 Photos of digits need the server's preprocessing (paper, shadows, camera noise), so the
 photo button is switched off here; `mnist-cnn serve RUN` offers it.
