@@ -26,7 +26,8 @@ pytestmark = MARKS
 @pytest.fixture(scope="module")
 def server(trained_run):
     from mnist_cnn.predict import Predictor
-    from mnist_cnn.serve import background_server, create_app
+    from mnist_cnn.serve import create_app
+    from server_kit import background_server
 
     with background_server(create_app(Predictor.from_run(trained_run))) as url:
         yield url

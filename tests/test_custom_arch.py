@@ -79,7 +79,7 @@ def test_serve_describes_the_custom_layers(custom_run):
     from mnist_cnn.predict import Predictor
     from mnist_cnn.serve import create_app
 
-    client = TestClient(create_app(Predictor.from_run(custom_run)))
+    client = TestClient(create_app(Predictor.from_run(custom_run)), base_url="http://127.0.0.1")
     info = client.get("/api/model").json()
     assert [layer["kind"] for layer in info["layers"]] == [d["type"] for d in LAYERS]
     assert len(info["conv1_filters"]) == 16 and len(info["conv1_filters"][0]) == 5

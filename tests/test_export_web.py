@@ -68,7 +68,7 @@ def test_served_page_gets_the_same_model(run_dir, tmp_path):
     from mnist_cnn.predict import Predictor
     from mnist_cnn.serve import create_app
 
-    client = TestClient(create_app(Predictor.from_run(run_dir)))
+    client = TestClient(create_app(Predictor.from_run(run_dir)), base_url="http://127.0.0.1")
     answer = client.get("/model.js")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/javascript")

@@ -114,6 +114,16 @@ def test_report_md_has_the_headline_numbers(report):
         assert f"]({path.name})" in text
 
 
+def test_the_report_has_the_model_card(report, trained_run):
+    from mnist_cnn.checkpoint import read_meta
+
+    card = (report.out_dir / "MODEL_CARD.md").read_text()
+    accuracy = read_meta(trained_run).metrics["test_accuracy"]
+    assert card.startswith("---\n") and "model-index:" in card
+    assert f"value: {round(accuracy, 6)}" in card and f"**{accuracy:.2%}**" in card
+    assert "## Evaluation" in card and "Per-class accuracy (" in card
+
+
 def test_curves_handle_many_epochs_with_validation():
     from mnist_cnn.figures import training_curves
 

@@ -234,13 +234,16 @@ def is_model_card(path: Path) -> bool:
 
 
 def model_card(run_dir: str | Path, data_dir: str | Path | None = None, *,
-               export_format: str | None = None, file_name: str | None = None) -> str:
+               export_format: str | None = None, file_name: str | None = None,
+               confusion: np.ndarray | None = None) -> str:
     """The run's model card as Markdown with YAML front matter. `export_format` ("onnx",
     "keras", "web") names the library in the front matter; `file_name` is used in the
-    loading examples."""
+    loading examples; `confusion` (the test set's, when the caller has it, as `report` does)
+    saves evaluating the model again."""
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
-    confusion = test_confusion(run_dir, meta, data_dir)
+    if confusion is None:
+        confusion = test_confusion(run_dir, meta, data_dir)
     title = TITLES.get(meta.dataset, meta.dataset)
     parts = [front_matter(meta, export_format), "",
              f"# {' '.join(meta.architecture.name.split())}: a CNN for {title}", "",

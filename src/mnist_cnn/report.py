@@ -166,6 +166,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  data_dir: str | Path | None = None) -> ReportResult:
     """Compute, draw and write the report for a run into `out_dir` (default `<run>/report`)."""
     from mnist_cnn.files import atomic_write, atomic_write_text
+    from mnist_cnn.modelcard import model_card
     from mnist_cnn.report_html import render_html, render_markdown
 
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
@@ -178,6 +179,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
         atomic_write(paths[stem], lambda tmp, fig=fig: fig.savefig(tmp, format="png"))
     html_path, md_path, cal_path = out / "index.html", out / "report.md", out / "calibration.json"
     atomic_write_text(cal_path, json.dumps(report.trust.to_json(), indent=2) + "\n")
+    atomic_write_text(out / "MODEL_CARD.md",
+                      model_card(run_dir, confusion=report.metrics.confusion))
     atomic_write_text(html_path, render_html(report, paths, run_dir))
     atomic_write_text(md_path, render_markdown(report, paths, run_dir))
     m = report.metrics

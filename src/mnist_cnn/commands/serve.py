@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="server processes, each with its own model (default 1; 2 on a "
                         "2-core machine halves the latency under concurrent load)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this host name (repeatable; '*' for any). "
+                        "127.0.0.1, localhost, [::1] and --host are always allowed")
     p.set_defaults(func=run)
 
 
@@ -30,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
                          "pip install 'mnist-cnn[web]'") from None
     if not 1 <= args.workers <= 64:
         raise UsageError("--workers must be between 1 and 64")
-    serve(args.run, args.host, args.port, args.workers)
+    serve(args.run, args.host, args.port, args.workers, tuple(args.allowed_host),
+          on_ready=lambda url: print(f"Open {url}", flush=True))
     return 0
