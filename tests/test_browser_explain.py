@@ -79,7 +79,8 @@ def run(request, trained_run, custom_run):
 def url(request, run, tmp_path_factory):
     from mnist_cnn.export_web import export_web
     from mnist_cnn.predict import Predictor
-    from mnist_cnn.serve import background_server, create_app
+    from mnist_cnn.serve import create_app
+    from server_kit import background_server
 
     if request.param == "export":
         yield export_web(run, tmp_path_factory.mktemp("site") / "site").joinpath(
@@ -227,6 +228,74 @@ def test_a_click_shows_the_arithmetic_torch_agrees_with(page, run, mnist):
                 check_pool(panel, x, spec, kernel, strides, padding, want, cell, y, xx)
                 checked["pool"] += 1
     assert checked["conv"] >= 6 and checked["pool"] >= 6
+
+
+# A network for the rarer paths: a softmax over a convolution's channels, a pooling window
+# larger than its stride with 'same' padding, a convolution without activation, a softmax
+# in a hidden Dense layer, and a last layer that gives logits itself.
+ODD = [
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same",
+     "activation": "softmax"},
+    {"type": "MaxPooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
+    {"type": "Conv2D", "filters": 3, "kernel_size": [2, 3], "strides": [2, 1],
+     "activation": None},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 8, "activation": "softmax"},
+    {"type": "Dense", "units": 10, "activation": None},
+]
+EVERY_PIXEL = """(digit) => {
+  const m = mnistPage.model, r = MnistEngine.forward(m, Float32Array.from(digit, (v) => v / 255));
+  const out = {};
+  m.layers.forEach((L, i) => {
+    if (L.type !== 'Conv2D' && !L.type.endsWith('Pooling2D')) return;
+    const x = i ? r.outputs[i - 1].data : r.input, [oh, ow, c] = L.outShape, got = [];
+    for (let o = 0; o < c; o++) for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) {
+      const maps = r.outputs[i].data;
+      got.push(L.type === 'Conv2D' ? MnistArithmetic.conv(L, x, maps, o, y, xx).activated
+        : MnistArithmetic.pool(L, x, maps, o, y, xx).result);
+    }
+    out[L.name] = got;
+  });
+  return out; }"""
+
+
+def every_pixel_agrees(page, run, digit) -> int:
+    """The panel's arithmetic for every pixel of every conv and pooling map, against torch's
+    maps; returns how many pixels were checked."""
+    from mnist_cnn.predict import Predictor
+
+    got = page.evaluate(EVERY_PIXEL, digit.ravel().tolist())
+    want = {o.name: o.values.ravel() for o in Predictor.from_run(run).activations(digit)}
+    for name, values in got.items():
+        assert np.abs(np.array(values) - want[name]).max() < AGREE, name
+    return sum(len(v) for v in got.values())
+
+
+def test_the_arithmetic_of_every_pixel_equals_torch(page, run, mnist):
+    assert every_pixel_agrees(page, run, mnist[1][0][DIGITS[1]]) > 1000
+
+
+def test_rarer_layers_arithmetic_and_saliency(browser, tmp_path, mnist):
+    from mnist_cnn.checkpoint import save_model
+    from mnist_cnn.export_web import export_web
+    from mnist_cnn.model import Architecture, build_model
+    from mnist_cnn.predict import Predictor
+    from mnist_cnn.saliency import integrated_gradients
+
+    arch = Architecture.from_dict({"name": "odd", "input_shape": [28, 28, 1], "layers": ODD})
+    save_model(tmp_path / "run", build_model(arch, seed=3), {"dataset": "mnist"})
+    site = export_web(tmp_path / "run", tmp_path / "site")
+    context, page = open_page(browser, (site / "index.html").as_uri())
+    digit = mnist[1][0][DIGITS[0]]
+    assert every_pixel_agrees(page, tmp_path / "run", digit) > 1000
+    js = page.evaluate("""(d) => Array.from(MnistGradient.integratedGradients(mnistPage.model,
+        Float32Array.from(d, (v) => v / 255), 32).values)""", digit.ravel().tolist())
+    context.close()
+    x = torch.from_numpy(digit.astype(np.float32) / 255.0)[None, None]
+    want = integrated_gradients(Predictor.from_run(tmp_path / "run").model, x, steps=IG_STEPS)
+    want = want.values[0, 0].numpy().ravel()
+    assert np.abs(np.array(js) - want).max() <= AGREE * np.abs(want).max()
+    assert page.problems == [] and page.blocked == []
 
 
 def test_arrow_keys_move_the_window_by_the_stride(page, run, mnist):

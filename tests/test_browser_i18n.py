@@ -87,7 +87,8 @@ def sites(written_report, trained_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(written_report, trained_run):
     from mnist_cnn.predict import Predictor
-    from mnist_cnn.serve import background_server, create_app
+    from mnist_cnn.serve import create_app
+    from server_kit import background_server
 
     with background_server(create_app(Predictor.from_run(trained_run))) as url:
         yield url + "/"
