@@ -98,6 +98,50 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class CalibrationMeta:
+    """model.json's "calibration": the "not sure" line `mnist-cnn report` chose on held-out
+    images (docs/TRUST.md), for the page; `weights` names the weights it was chosen for."""
+
+    not_sure_below: float  # top softmax probability below which an answer is "not sure"
+    target_accuracy: float  # below the line, held-out answers were right less often
+    temperature: float  # softmax(logits / T) is calibrated; the line above is on T = 1
+    fitted_on: str  # "validation", or "training": images the model learned from
+    images: int  # how many held-out images the line was chosen on
+    weights: str  # weights_digest() of the model it was chosen for
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CalibrationMeta:
+        data = _flat(data, "calibration")
+        names = [f.name for f in fields(cls)]
+        if sorted(data) != sorted(names):
+            raise _fail(f"calibration needs exactly the keys {', '.join(names)}")
+        numbers = [data[k] for k in ("not_sure_below", "target_accuracy", "temperature")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) \
+                or not (0 <= numbers[0] <= 1 and 0 < numbers[1] < 1 and numbers[2] > 0):
+            raise _fail("calibration: not_sure_below, target_accuracy or temperature out of range")
+        if data["fitted_on"] not in ("validation", "training") or not isinstance(
+                data["images"], int) or isinstance(data["images"], bool) or data["images"] < 1:
+            raise _fail("calibration: fitted_on must be validation or training, images a count")
+        if not isinstance(data["weights"], str) or len(data["weights"]) != 64:
+            raise _fail("calibration: weights must be a sha256 digest")
+        return cls(*(float(v) for v in numbers), data["fitted_on"], data["images"],
+                   data["weights"])
+
+
+def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the weights' names, shapes and float32 values: the same for the same
+    numbers however the file was laid out."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}{list(value.shape)}".encode())
+        digest.update(value.numpy().astype("<f4").tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
 class RunMeta:
     """model.json: what the model is and how it came to be."""
 
@@ -115,6 +159,7 @@ class RunMeta:
     # The folder the dataset was found in when the run was made (absolute): evaluate and
     # report look there too, so a run trained with --data-dir needs no flag afterwards.
     data_dir: str | None = None
+    calibration: CalibrationMeta | None = None  # written by `mnist-cnn report`
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
@@ -122,9 +167,10 @@ class RunMeta:
             value = getattr(self, f.name)
             if isinstance(value, (Architecture, TrainConfig)):
                 value = value.to_dict()
-            elif isinstance(value, Timing):
-                value = {k.name: getattr(value, k.name) for k in fields(Timing)}
-            out[f.name] = value
+            elif isinstance(value, (Timing, CalibrationMeta)):
+                value = {k.name: getattr(value, k.name) for k in fields(value)}
+            if f.name != "calibration" or value is not None:  # absent until a report
+                out[f.name] = value
         return out
 
     @classmethod
@@ -160,14 +206,15 @@ class RunMeta:
         if data_dir is not None and (len(data_dir) > MAX_PATH_CHARS or "\0" in data_dir
                                      or not data_dir.startswith("/")):
             raise _fail("data_dir must be an absolute folder path")
-        source = data.get("source")
+        source, calibration = data.get("source"), data.get("calibration")
         return cls(arch, dataset, data.get("recipe"),
                    _flat(data.get("hyperparameters", {}), "hyperparameters"),
                    _flat(data.get("preprocessing", {}), "preprocessing"),
                    {k: float(v) for k, v in metrics.items()},
                    Timing.from_dict(data.get("timing", {})),
                    _flat(data.get("versions", {}), "versions"), data.get("date"), config,
-                   None if source is None else _flat(source, "source"), data_dir)
+                   None if source is None else _flat(source, "source"), data_dir,
+                   None if calibration is None else CalibrationMeta.from_dict(calibration))
 
 
 # ---------------------------------------------------------------- weights + model.json
@@ -181,9 +228,14 @@ def save_model(run_dir: Path, model: Net, meta: RunMeta | dict[str, Any]) -> Non
         meta = RunMeta.from_dict({**meta, "architecture": model.arch.to_dict()})
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in model.state_dict().items()}
-    meta_dict = {**meta.to_dict(), "architecture": model.arch.to_dict()}
     # Serialised in memory first, so a full disk is a plain OSError of the write.
     atomic_write_bytes(run_dir / WEIGHTS, save(tensors))
+    save_meta(run_dir, meta, model.arch)
+
+
+def save_meta(run_dir: Path, meta: RunMeta, arch: Architecture | None = None) -> None:
+    """Write model.json alone (atomically), with `arch` as the architecture if given."""
+    meta_dict = {**meta.to_dict(), "architecture": (arch or meta.architecture).to_dict()}
     atomic_write_text(run_dir / META, json.dumps(meta_dict, indent=2) + "\n")
 
 
