@@ -138,7 +138,7 @@ def test_ctrl_c_stops_every_rank_with_130_and_resume_finishes(env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mnist_cnn", "train", *args, "--out",
                              str(run)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _wait_for(lambda: (run / STATE).exists(), proc, 240)
+    _wait_for(lambda: (tmp_path / ".run.partial" / STATE).exists(), proc, 240)  # staging
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's process group
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

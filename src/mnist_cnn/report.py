@@ -79,7 +79,7 @@ class ReportResult:
 def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportData:
     """Every number the report shows, computed from the run and its dataset's test set."""
     from mnist_cnn import checkpoint, data
-    from mnist_cnn.device import to_tensors
+    from mnist_cnn.device import to_tensors, use_bf16
     from mnist_cnn.evaluate import metrics_from_logits, predict_logits
     from mnist_cnn.predict import Predictor
     from mnist_cnn.report_trust import compute_trust
@@ -88,9 +88,12 @@ def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> R
     predictor = Predictor.from_run(run_dir)
     meta = predictor.meta
     dataset = data.get_dataset(meta.dataset)
-    train, (images, labels) = data.load_data(dataset.name, data_dir)
+    # The training set too: the trust section calibrates on a held-out part of it.
+    train, (images, labels) = data.load_data(dataset.name, data_dir, recorded=meta.data_dir)
     x, y = to_tensors(images, labels, torch.device("cpu"), channels_last=True)
-    logits = predict_logits(predictor.model, x).float()
+    # In the run's own precision, as training and `evaluate` measure it: one test loss.
+    bf16 = use_bf16(meta.timing.precision, torch.device("cpu"))
+    logits = predict_logits(predictor.model, x, bf16=bf16).float()
     probabilities = torch.softmax(logits, dim=1).numpy()
     predictions = probabilities.argmax(1)
     metrics = metrics_from_logits(logits, y, len(dataset.classes))

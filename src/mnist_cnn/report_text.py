@@ -27,6 +27,8 @@ EN: dict[str, str] = {
     "head.train_time": "training time",
     "head.train_time_value": "{seconds} s on {device} ({precision})",
     "head.trained": "trained",
+    "head.source": "source",
+    "head.imported_value": "imported from {file}",
     # sections
     "sec.summary": "Model summary",
     "sec.figures": "Figures",
@@ -155,6 +157,8 @@ KO: dict[str, str] = {
     "head.train_time": "학습 시간",
     "head.train_time_value": "{device}에서 {seconds}초 ({precision})",
     "head.trained": "학습 일시",
+    "head.source": "출처",
+    "head.imported_value": "{file}에서 가져옴",
     "sec.summary": "모델 요약",
     "sec.figures": "그림",
     "sec.feature_maps": "특성 맵: 클래스마다 테스트 이미지 한 장",

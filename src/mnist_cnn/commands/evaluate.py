@@ -28,9 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from mnist_cnn.console import metrics_table
     from mnist_cnn.evaluate import evaluate
 
+    data.check_data_dir(args.data_dir)
     model, meta = load_model(args.run)
     dataset = data.get_dataset(meta.dataset)
-    _, (x_test, y_test) = data.load_data(dataset.name, args.data_dir)
+    # Only the two test files; also where the run's own data was found when it was trained.
+    x_test, y_test = data.load_test(dataset.name, args.data_dir, recorded=meta.data_dir)
     metrics = evaluate(model, x_test, y_test, args.precision or meta.timing.precision)
     if args.json:
         print(json.dumps({"run": str(args.run), "dataset": dataset.name, **metrics.to_dict()},
