@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_cnn.augment import Augment, random_distort
 from mnist_cnn.errors import ModelFileError, TrainingError, UsageError
 from mnist_cnn.model import Net, build_model
 
@@ -49,6 +50,7 @@ class Recipe:
     precision: str  # "fp32", or "bf16": bfloat16 autocast where the hardware has it
     channels_last: bool  # NHWC activations: the layout oneDNN's CPU convolutions prefer
     label_smoothing: float = 0.0  # of the training loss only; 0 is the lesson's plain loss
+    augment: Augment | None = None  # random distortion of each training batch; None: none
 
 
 RECIPES: dict[str, Recipe] = {
@@ -183,6 +185,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe, total_steps))
     shuffle = torch.Generator().manual_seed(cfg.seed)  # the epoch order, resumable
+    distort = _augment_generator(recipe, cfg.seed)  # None unless the recipe augments
 
     history: list[dict[str, float]] = []
     start_epoch, train_seconds, step_count = 0, 0.0, 0
@@ -192,6 +195,8 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             shuffle.set_state(state["shuffle_rng"])
+            if distort is not None:
+                distort.set_state(state["augment_rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the checkpoint does not fit this run ({exc})") from None
         history, start_epoch = list(state["history"]), int(state["epoch"])
@@ -212,6 +217,8 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
         for i in range(steps):
             idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
             xb, yb = x[idx], y[idx]
+            if distort is not None:
+                xb = random_distort(xb, recipe.augment, distort)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
@@ -245,7 +252,8 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                       "shuffle_rng": shuffle.get_state(), "history": history,
                       "train_seconds": train_seconds, "steps": step_count,
-                      "config": asdict(cfg)})
+                      "config": asdict(cfg)}
+                     | ({"augment_rng": distort.get_state()} if distort is not None else {}))
     return TrainResult(model=model.eval(), history=history, train_seconds=train_seconds,
                        steps=step_count, device=str(device),
                        precision="bf16" if use_bf16 else "fp32",
@@ -253,6 +261,15 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
                                         "adam_eps": ADAM_EPS, "seed": cfg.seed,
                                         "validation_split": cfg.validation_split,
                                         "max_steps": cfg.max_steps})
+
+
+def _augment_generator(recipe: Recipe, seed: int) -> torch.Generator | None:
+    """The augmentation's own random stream: seeded from the run's seed, yet independent of
+    the shuffle's stream (a separate SeedSequence child), so it can be saved and resumed."""
+    if recipe.augment is None or not recipe.augment.active:
+        return None
+    child = np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(child))
 
 
 def default_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
