@@ -8,6 +8,7 @@ training images and scores it on the last 10,000. `--base` sets values on top of
 each `--vary key=v1,v2,...` is crossed with the others. Every finished run is appended to
 `--out` as one JSON line (settings, seed, validation accuracy after every epoch, steps, time,
 load average); a run already in that file is not trained again, so a search can be resumed.
+`--table` prints every recorded run as a Markdown table instead of training.
 One thread by default: on a shared machine several searches then run side by side without
 fighting over cores (so the times are not the product's times; measure those separately).
 """
@@ -71,6 +72,7 @@ def run_one(settings: dict[str, float], seed: int, train, val) -> dict:
             "val_accuracy": result.history[-1]["val_accuracy"],
             "val_loss": result.history[-1]["val_loss"],
             "val_by_epoch": [round(h["val_accuracy"], 4) for h in result.history],
+            "train_accuracy": result.history[-1]["accuracy"],  # on distorted images
             "steps": result.steps, "train_seconds": round(result.train_seconds, 1),
             "threads": torch.get_num_threads(), "loadavg": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -83,6 +85,22 @@ def _done(out: Path) -> set[str]:
             for r in map(json.loads, out.read_text().splitlines())}
 
 
+def _changed(settings: dict[str, float]) -> str:
+    diff = {k: v for k, v in settings.items() if v != DEFAULTS.get(k)}
+    return ", ".join(f"{k}={v:g}" for k, v in diff.items()) or "defaults"
+
+
+def print_table(out: Path) -> None:
+    """Every run in `out`, in the order it finished, as a Markdown table."""
+    print("| settings (changed from the defaults) | seed | epochs | steps "
+          "| val accuracy | val accuracy by epoch |")
+    print("|---|---|---|---|---|---|")
+    for r in map(json.loads, out.read_text().splitlines()):
+        by_epoch = " ".join(f"{a:.2%}" for a in r["val_by_epoch"])
+        print(f"| {_changed(r['settings'])} | {r['seed']} | {r['settings']['epochs']} "
+              f"| {r['steps']} | **{r['val_accuracy']:.2%}** | {by_epoch} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="", help="k=v,... on top of the defaults")
@@ -90,7 +108,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/accurate_search.jsonl"))
+    parser.add_argument("--table", action="store_true", help="print the results, train nothing")
     args = parser.parse_args()
+    if args.table:
+        return print_table(args.out)
     torch.set_num_threads(args.threads)
 
     base = {**DEFAULTS, **{k: _value(k, v) for k, v in _parse_pairs(args.base).items()}}
@@ -110,8 +131,7 @@ def main() -> None:
             record = run_one(settings, seed, train, val)
             with args.out.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            changed = {k: v for k, v in settings.items() if v != DEFAULTS[k]}
-            print(f"{record['val_accuracy']:.4f}  seed {seed}  {changed or 'defaults'}  "
+            print(f"{record['val_accuracy']:.4f}  seed {seed}  {_changed(settings)}  "
                   f"by epoch {record['val_by_epoch']}  {record['train_seconds']} s "
                   f"(load {record['loadavg']:.1f})", flush=True)
 

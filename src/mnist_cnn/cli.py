@@ -51,7 +51,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     # Tunables default to None so that --resume can tell what the user set explicitly.
     p.add_argument("--arch", help="architecture: seed (default), seed-pool3")
     p.add_argument("--dataset", help="mnist (default) or fashion-mnist")
-    p.add_argument("--recipe", help="seed (the lesson, default) or fast")
+    p.add_argument("--recipe", help="seed (the lesson, default), fast (99%% in one epoch) or "
+                   "accurate (distorted images, several epochs)")
     p.add_argument("--epochs", type=int, help="passes over the training set (recipe's default)")
     p.add_argument("--batch-size", type=int, help="images per step (recipe's default)")
     p.add_argument("--lr", type=float, help="Adam learning rate (recipe's default)")
