@@ -30,9 +30,11 @@ def test_the_augmentation_stream_is_saved_and_needed_to_resume():
 
 @pytest.mark.slow
 def test_a_short_accurate_run_on_real_mnist_clears_its_floor(mnist):
-    # MEASURED_FLOOR_PLACEHOLDER
+    # 300 steps (0.64 of an epoch, the whole one-cycle schedule compressed into them) gave
+    # 98.83%, 99.01%, 98.98% test accuracy for seeds 0, 1, 2; the floor leaves 0.3 points.
+    steps, floor = 300, 0.985
     (x, y), (xt, yt) = mnist
-    result = fit(TrainConfig(recipe="accurate", max_steps=STEPS, seed=0, device="cpu"), (x, y))
+    result = fit(TrainConfig(recipe="accurate", max_steps=steps, seed=0, device="cpu"), (x, y))
     assert result.model.arch == ARCHITECTURES["seed"] and count_params(result.model) == 93322
     accuracy = evaluate(result.model, xt, yt, result.precision).accuracy
-    assert accuracy >= FLOOR, f"{STEPS} steps of the accurate recipe: {accuracy:.4f}"
+    assert accuracy >= floor, f"{steps} steps of the accurate recipe: {accuracy:.4f}"
