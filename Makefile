@@ -21,7 +21,8 @@ $(BIN)/mnist-cnn: pyproject.toml
 run: $(BIN)/mnist-cnn  ## train the lesson's CNN, evaluate it, save the run under runs/
 	$(BIN)/mnist-cnn train --out runs/lesson
 
-test: $(BIN)/mnist-cnn  ## the whole test suite
+test: $(BIN)/mnist-cnn  ## the linter, then the whole test suite
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/mnist-cnn

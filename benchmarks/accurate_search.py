@@ -27,7 +27,8 @@ import torch
 
 from mnist_cnn import data
 from mnist_cnn.augment import Augment
-from mnist_cnn.train import RECIPES, Recipe, TrainConfig, fit
+from mnist_cnn.config import RECIPES, Recipe, TrainConfig
+from mnist_cnn.train import fit
 
 N_TRAIN = 50_000  # the first 50,000 training images train; the last 10,000 score
 SEARCH = "search"  # the recipe name the runs are registered under

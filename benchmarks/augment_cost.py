@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from mnist_cnn.augment import Augment, random_distort
+from mnist_cnn.device import bf16_supported
 from mnist_cnn.model import build_model
-from mnist_cnn.train import ADAM_BETAS, ADAM_EPS, bf16_supported, keras_adam_step
+from mnist_cnn.optimizers import OptimizerSpec
 
 
 def _timed(fn, steps: int) -> float:
@@ -42,8 +43,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     aug = Augment(rotate=10, scale=0.1, shift=0.1, shear=10, elastic=args.elastic)
     bf16 = bf16_supported(torch.device("cpu"))
-    model = build_model("seed", seed=0).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=ADAM_BETAS, eps=ADAM_EPS)
+    model = build_model("lesson", seed=0).to(memory_format=torch.channels_last)
+    spec = OptimizerSpec.named("adam", 1e-3)
+    opt = spec.build(model.parameters())
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch * 8, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (len(x),))
@@ -58,7 +60,7 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         t[0] += 1
-        keras_adam_step(opt, t[0])
+        spec.step(opt, t[0])
 
     for _ in range(10):
         step(True)

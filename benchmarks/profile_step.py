@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler over steps of the real loop's body.
 
-    .venv/bin/python benchmarks/profile_step.py [--recipe seed|fast] [--steps 50]
+    .venv/bin/python benchmarks/profile_step.py [--recipe lesson|fast] [--steps 50]
 
 Prints the operators that take the most CPU time (self time, so nothing is counted twice)
 and the split between forward, backward and the optimizer step, plus the FLOP-based
@@ -17,21 +17,24 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from mnist_cnn.config import RECIPES
+from mnist_cnn.device import bf16_supported
 from mnist_cnn.model import build_model
-from mnist_cnn.train import ADAM_BETAS, ADAM_EPS, RECIPES, bf16_supported, keras_adam_step
+from mnist_cnn.optimizers import OptimizerSpec
 
 TRAIN_FLOP_PER_IMAGE = 17.0e6  # forward ~5.6 MFLOP (conv2d_1 alone 4.5); backward ~2x
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", default="seed", choices=list(RECIPES))
+    parser.add_argument("--recipe", default="lesson", choices=list(RECIPES))
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
     bf16 = recipe.precision == "bf16" and bf16_supported(torch.device("cpu"))
-    model = build_model("seed", seed=0).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    model = build_model("lesson", seed=0).to(memory_format=torch.channels_last)
+    spec = OptimizerSpec.named(recipe.optimizer, recipe.lr)
+    opt = spec.build(model.parameters())
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.random((recipe.batch_size * 8, 1, 28, 28), np.float32))
     x = x.contiguous(memory_format=torch.channels_last)
@@ -46,7 +49,7 @@ def main() -> None:
         with record_function("backward"):
             loss.backward()
         with record_function("optimizer"):
-            keras_adam_step(opt, t)
+            spec.step(opt, t)
 
     for t in range(1, 11):
         step(t)

@@ -49,7 +49,8 @@ def trained_run(data_dir, tmp_path_factory) -> Path:
     """One real run shared by the tests that need a trained model (evaluate, predict, serve,
     report, browser): the fast recipe, one epoch on real MNIST (about 99.1%, seconds).
     The lesson's own recipe has its integration test in test_integration.py."""
-    from mnist_cnn.train import TrainConfig, train_run
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.run import train_run
 
     run_dir = tmp_path_factory.mktemp("runs") / "fast-1epoch"
     outcome = train_run(TrainConfig(recipe="fast", seed=0), run_dir, data_dir)
@@ -61,3 +62,11 @@ def tiny_mnist(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random uint8 images with labels, for fast loop tests that need no real data."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+@pytest.fixture(scope="session")
+def written_report(trained_run, data_dir, tmp_path_factory):
+    """The report of `trained_run`, written once for the report and report-page tests."""
+    from mnist_cnn.report import write_report
+
+    return write_report(trained_run, tmp_path_factory.mktemp("report"), data_dir)

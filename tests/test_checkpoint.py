@@ -14,7 +14,7 @@ from mnist_cnn.model import build_model
 
 @pytest.fixture()
 def saved(tmp_path):
-    model = build_model("seed", seed=4).eval()
+    model = build_model("lesson", seed=4).eval()
     checkpoint.save_model(tmp_path, model, {"dataset": "mnist"})
     return tmp_path, model
 
@@ -25,7 +25,7 @@ def test_save_load_gives_identical_logits(saved):
     x = torch.rand(8, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    assert meta["dataset"] == "mnist" and meta["architecture"]["name"] == "seed"
+    assert meta.dataset == "mnist" and meta.architecture.name == "lesson"
 
 
 def test_no_temporary_files_are_left(saved):
@@ -49,7 +49,7 @@ def test_truncated_weights(saved):
 def test_weights_of_another_architecture(saved, tmp_path):
     run_dir, _ = saved
     other = tmp_path / "other"
-    checkpoint.save_model(other, build_model("seed-pool3"), {})
+    checkpoint.save_model(other, build_model("lesson-pool3"), {})
     (run_dir / checkpoint.WEIGHTS).write_bytes((other / checkpoint.WEIGHTS).read_bytes())
     with pytest.raises(ModelFileError, match="float32"):
         checkpoint.load_model(run_dir)

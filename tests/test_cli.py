@@ -22,10 +22,11 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["summary", "--arch", "vgg"], "unknown architecture 'vgg'; choose one of: seed, seed-pool3"),
+    (["summary", "--arch", "vgg"],
+     "unknown architecture 'vgg'; choose one of: lesson, lesson-pool3"),
     (["train", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of: mnist"),
     (["train", "--recipe", "slow"], "unknown recipe 'slow'"),
-    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train", "--epochs", "0"], "--epochs must be an integer in 1.."),
     (["evaluate", "/nonexistent/run"], "no such run directory"),
     (["serve", "/nonexistent/run", "--workers", "0"], "--workers must be between 1 and 64"),
     (["serve", "/nonexistent/run"], "no such run directory"),

@@ -24,9 +24,10 @@ from hypothesis.extra import numpy as hnp
 
 from conftest import tiny_mnist
 from mnist_cnn import checkpoint, data, preprocess
-from mnist_cnn.errors import DataError, ImageError, ModelFileError
+from mnist_cnn.config import TrainConfig
+from mnist_cnn.errors import ArchitectureError, DataError, ImageError, ModelFileError
 from mnist_cnn.model import Architecture, build_model
-from mnist_cnn.train import TrainConfig, fit
+from mnist_cnn.train import fit
 
 SCALE = float(os.environ.get("MNIST_CNN_FUZZ_SCALE", "1"))
 # Examples per test in CI (the sum is recorded in docs/RELIABILITY.md).
@@ -109,7 +110,7 @@ def test_read_verified(shared_labels_gz, data_):
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
-SEED_ARCH = build_model("seed").arch.to_dict()
+SEED_ARCH = build_model("lesson").arch.to_dict()
 
 
 @st.composite
@@ -129,13 +130,13 @@ def mutated_json(draw, value):
 def test_architecture_from_dict(description):
     try:
         arch = Architecture.from_dict(description)
-    except ModelFileError:
+    except ArchitectureError:
         return
     assert all(min(shape) >= 1 for shape in arch.shapes())
 
 
 def _save_run(run: Path) -> tuple[bytes, bytes]:
-    checkpoint.save_model(run, build_model("seed", seed=0), {"dataset": "mnist"})
+    checkpoint.save_model(run, build_model("lesson", seed=0), {"dataset": "mnist"})
     return (run / checkpoint.META).read_bytes(), (run / checkpoint.WEIGHTS).read_bytes()
 
 
@@ -163,10 +164,11 @@ def test_load_model(files):
 
 
 def _state_bytes() -> bytes:
-    state: dict = {}
-    fit(TrainConfig(max_steps=1, batch_size=8, device="cpu"), tiny_mnist(8), on_epoch=state.update)
+    states: list = []
+    fit(TrainConfig(max_steps=1, batch_size=8, device="cpu"), tiny_mnist(8),
+        on_epoch=states.append)
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(states[-1].to_dict(), buf)
     return buf.getvalue()
 
 
@@ -184,7 +186,7 @@ def test_load_state(raw):
             state = checkpoint.load_state(tmp)
         except ModelFileError:
             return
-    assert isinstance(state["epoch"], int) and isinstance(state["model"], dict)
+    assert isinstance(state.epoch, int) and isinstance(state.model, dict)
 
 
 def _image_bytes(fmt: str, mode: str = "L") -> bytes:

@@ -44,12 +44,12 @@ def test_the_fast_recipe_is_the_lesson_network_and_reaches_99_percent(trained_ru
     from mnist_cnn.checkpoint import load_model
 
     model, meta = load_model(trained_run)
-    assert model.arch == ARCHITECTURES["seed"] and count_params(model) == 93322
-    assert meta["recipe"] == "fast" and meta["hyperparameters"]["epochs"] == 1
-    assert meta["metrics"]["test_accuracy"] >= 0.988
+    assert model.arch == ARCHITECTURES["lesson"] and count_params(model) == 93322
+    assert meta.recipe == "fast" and meta.hyperparameters["epochs"] == 1
+    assert meta.metrics["test_accuracy"] >= 0.988
     assert main(["evaluate", str(trained_run), "--json", "--data-dir", str(data_dir)]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(
-        meta["metrics"]["test_accuracy"], abs=1e-6)
+        meta.metrics["test_accuracy"], abs=1e-6)
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def keras_probs():
 @pytest.mark.parametrize("name", ["fixture_seed.keras", "fixture_seed.h5"])
 def test_imported_model_matches_keras_outputs(name, keras_probs, mnist):
     model = import_keras(FIXTURES / name)
-    assert model.arch.name == "seed"
+    assert model.arch.name == "lesson"
     _, (x_test, _) = mnist
     probs = Predictor(model, {}).probabilities(x_test[:1000])
     np.testing.assert_allclose(probs, keras_probs, atol=1e-5)
@@ -40,7 +40,7 @@ def test_import_keras_cli_writes_a_usable_run(tmp_path, data_dir, capsys):
     assert main(["import-keras", str(FIXTURES / "fixture_seed.keras"), "--out", str(run),
                  "--data-dir", str(data_dir)]) == 0
     meta = json.loads((run / "model.json").read_text())
-    assert meta["architecture"]["name"] == "seed" and meta["recipe"] == "keras"
+    assert meta["architecture"]["name"] == "lesson" and meta["recipe"] == "keras"
     assert "test accuracy" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--json", "--data-dir", str(data_dir)]) == 0
     report = json.loads(capsys.readouterr().out)

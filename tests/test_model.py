@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from mnist_cnn.errors import ModelFileError, UsageError
+from mnist_cnn.errors import ArchitectureError, UsageError
 from mnist_cnn.model import ARCHITECTURES, Architecture, build_model, conv_base, count_params
 
 
-@pytest.mark.parametrize("name, params, conv_params", [("seed", 93322, 55744),
-                                                       ("seed-pool3", 60554, 55744)])
+@pytest.mark.parametrize("name, params, conv_params", [("lesson", 93322, 55744),
+                                                       ("lesson-pool3", 60554, 55744)])
 def test_parameter_counts(name, params, conv_params):
     model = build_model(name)
     assert count_params(model) == params
@@ -20,21 +20,21 @@ def test_parameter_counts(name, params, conv_params):
 
 
 def test_output_shapes_follow_the_lesson():
-    shapes = ARCHITECTURES["seed"].shapes()
+    shapes = ARCHITECTURES["lesson"].shapes()
     assert shapes == [(26, 26, 32), (13, 13, 32), (11, 11, 64), (5, 5, 64), (3, 3, 64),
                       (576,), (64,), (10,)]
-    assert ARCHITECTURES["seed-pool3"].shapes()[5] == (1, 1, 64)
+    assert ARCHITECTURES["lesson-pool3"].shapes()[5] == (1, 1, 64)
 
 
 def test_forward_returns_logits_for_a_batch():
-    model = build_model("seed", seed=0)
+    model = build_model("lesson", seed=0)
     logits = model(torch.rand(5, 1, 28, 28))
     assert logits.shape == (5, 10)
     assert not torch.allclose(logits.softmax(1).sum(1), logits.sum(1))  # not probabilities
 
 
 def test_keras_initialisation_statistics():
-    model = build_model("seed", seed=0)
+    model = build_model("lesson", seed=0)
     for name, module in model.layers.items():
         if not hasattr(module, "weight"):
             continue
@@ -50,31 +50,31 @@ def test_keras_initialisation_statistics():
 
 
 def test_same_seed_same_weights():
-    a, b = build_model("seed", seed=3), build_model("seed", seed=3)
+    a, b = build_model("lesson", seed=3), build_model("lesson", seed=3)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
 
 
 def test_flatten_uses_keras_channels_last_order():
-    model = build_model("seed")
+    model = build_model("lesson")
     x = torch.arange(2 * 64 * 3 * 3, dtype=torch.float32).reshape(2, 64, 3, 3)
     flat = model.layers["flatten"](x)
     assert torch.equal(flat, x.permute(0, 2, 3, 1).reshape(2, 576))
 
 
 def test_weight_names_are_keras_names():
-    names = list(build_model("seed").state_dict())
+    names = list(build_model("lesson").state_dict())
     assert names[:2] == ["layers.conv2d.weight", "layers.conv2d.bias"]
     assert names[-1] == "layers.dense_1.bias"
 
 
 def test_unknown_architecture_lists_valid_ones():
-    with pytest.raises(UsageError, match="seed, seed-pool3"):
+    with pytest.raises(UsageError, match="lesson, lesson-pool3"):
         build_model("resnet")
 
 
 def test_architecture_round_trips_through_json():
-    arch = ARCHITECTURES["seed-pool3"]
+    arch = ARCHITECTURES["lesson-pool3"]
     assert Architecture.from_dict(arch.to_dict()) == arch
 
 
@@ -89,9 +89,9 @@ def test_architecture_round_trips_through_json():
     lambda d: d.update(layers=[{"type": "Conv2D", "filters": 8, "kernel_size": 40}]),
 ])
 def test_damaged_architecture_is_refused(damage):
-    description = ARCHITECTURES["seed"].to_dict()
+    description = ARCHITECTURES["lesson"].to_dict()
     damage(description)
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ArchitectureError):
         Architecture.from_dict(description)
 
 

@@ -17,7 +17,7 @@ from mnist_cnn.model import build_model
 def run(tmp_path_factory):
     """A run with an untrained model: enough to test the command's plumbing quickly."""
     run_dir = tmp_path_factory.mktemp("runs") / "untrained"
-    save_model(run_dir, build_model("seed", seed=0), {"dataset": "mnist", "metrics": {}})
+    save_model(run_dir, build_model("lesson", seed=0), {"dataset": "mnist", "metrics": {}})
     return run_dir
 
 

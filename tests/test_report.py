@@ -13,15 +13,16 @@ from PIL import Image
 
 from mnist_cnn import data
 from mnist_cnn.cli import main
-from mnist_cnn.report import MISTAKES_SHOWN, write_report
+from mnist_cnn.report import MISTAKES_SHOWN
 
 FIGURES = {"curves", "confusion", "mistakes", "filters", "architecture",
-           *(f"feature_maps_{c}" for c in range(10))}
+           *(f"feature_maps_{c}" for c in range(10)), "saliency_mistakes", "saliency_examples",
+           "reliability", "robustness", "robustness_examples"}
 
 
 @pytest.fixture(scope="module")
-def report(trained_run, data_dir, tmp_path_factory):
-    return write_report(trained_run, tmp_path_factory.mktemp("report"), data_dir)
+def report(written_report):
+    return written_report
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,8 @@ def test_feature_maps_are_one_correct_digit_per_class(report, test_set):
 def test_index_html_shows_every_figure_from_disk(report):
     page = report.html.read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert sorted(sources) == sorted(f"{stem}.png" for stem in FIGURES)
+    # Every figure once in each language's view.
+    assert sorted(sources) == sorted(2 * [f"{stem}.png" for stem in FIGURES])
     for src in sources:
         assert (report.html.parent / src).is_file()
     assert "Total params: 93,322" in page and "conv2d_2 (Conv2D)" in page
@@ -110,6 +112,16 @@ def test_report_md_has_the_headline_numbers(report):
     assert f"| test mistakes | {wrong:,} |" in text
     for path in report.figures.values():
         assert f"]({path.name})" in text
+
+
+def test_the_report_has_the_model_card(report, trained_run):
+    from mnist_cnn.checkpoint import read_meta
+
+    card = (report.out_dir / "MODEL_CARD.md").read_text()
+    accuracy = read_meta(trained_run).metrics["test_accuracy"]
+    assert card.startswith("---\n") and "model-index:" in card
+    assert f"value: {round(accuracy, 6)}" in card and f"**{accuracy:.2%}**" in card
+    assert "## Evaluation" in card and "Per-class accuracy (" in card
 
 
 def test_curves_handle_many_epochs_with_validation():

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,10 @@ import torch
 from conftest import tiny_mnist
 from mnist_cnn import checkpoint
 from mnist_cnn.cli import main
+from mnist_cnn.config import TrainConfig
 from mnist_cnn.errors import ModelFileError
 from mnist_cnn.model import build_model
-from mnist_cnn.train import TrainConfig, fit
+from mnist_cnn.train import fit
 
 # `python -m mnist_cnn`, unchanged, except that training sees a slice of real MNIST so that
 # an epoch takes about a second (the only way to get several short epochs of real data).
@@ -38,12 +38,12 @@ runpy.run_module("mnist_cnn", run_name="__main__")
 def _saving(run_dir: Path, stop_after: int | None = None):
     def on_epoch(state):
         checkpoint.save_state(run_dir, state)
-        if state["epoch"] == stop_after:
+        if state.epoch == stop_after:
             raise KeyboardInterrupt  # as if Ctrl-C arrived right after the save
     return on_epoch
 
 
-@pytest.mark.parametrize("recipe", ["seed", "fast", "accurate"])
+@pytest.mark.parametrize("recipe", ["lesson", "fast", "accurate"])
 def test_resumed_run_ends_with_exactly_the_same_weights(recipe, tmp_path):
     cfg = TrainConfig(recipe=recipe, epochs=3, batch_size=32, seed=7, device="cpu")
     train = tiny_mnist(192, seed=1)
@@ -51,12 +51,12 @@ def test_resumed_run_ends_with_exactly_the_same_weights(recipe, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, train, on_epoch=_saving(tmp_path, stop_after=1))
     state = checkpoint.load_state(tmp_path)  # through the disk, as a real resume is
-    assert state["epoch"] == 1 and state["steps"] == 6
+    assert state.epoch == 1 and state.steps == 6
     resumed = fit(cfg, train, state=state, on_epoch=_saving(tmp_path))
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.history == whole.history and resumed.steps == whole.steps == 18
-    assert checkpoint.load_state(tmp_path)["epoch"] == 3
+    assert checkpoint.load_state(tmp_path).epoch == 3
 
 
 def _train_cmd(*argv: str, n: int = 1024) -> list[str]:
@@ -78,13 +78,13 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(data_dir, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"train --resume {run}" in err
     state = checkpoint.load_state(run)
-    assert 1 <= state["epoch"] < 3 and not (run / checkpoint.WEIGHTS).exists()
+    assert 1 <= state.epoch < 3 and not (run / checkpoint.WEIGHTS).exists()
     done = subprocess.run(_train_cmd("--resume", str(run)), env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"Epoch {state['epoch'] + 1}/3" in done.stdout and "Epoch 1/3" not in done.stdout
+    assert f"Epoch {state.epoch + 1}/3" in done.stdout and "Epoch 1/3" not in done.stdout
     model, meta = checkpoint.load_model(run)
-    assert len(checkpoint.read_history(run)) == 3 and meta["config"]["epochs"] == 3
+    assert len(checkpoint.read_history(run)) == 3 and meta.config.epochs == 3
 
 
 # ---------------------------------------------------------------- a kill during a save
@@ -135,13 +135,13 @@ def test_a_crash_while_saving_state_keeps_the_previous_one(tmp_path, monkeypatch
 def test_a_crash_while_saving_the_model_keeps_the_previous_one(tmp_path, monkeypatch):
     import safetensors.torch
 
-    old = build_model("seed", seed=1)
+    old = build_model("lesson", seed=1)
     checkpoint.save_model(tmp_path, old, {"dataset": "mnist"})
     before = (tmp_path / checkpoint.WEIGHTS).read_bytes()
     monkeypatch.setattr(safetensors.torch, "save_file", _crash_halfway(
         safetensors.torch.save_file))
     with pytest.raises(OSError):
-        checkpoint.save_model(tmp_path, build_model("seed", seed=2), {"dataset": "mnist"})
+        checkpoint.save_model(tmp_path, build_model("lesson", seed=2), {"dataset": "mnist"})
     assert (tmp_path / checkpoint.WEIGHTS).read_bytes() == before
     loaded, _ = checkpoint.load_model(tmp_path)
     assert torch.equal(loaded.state_dict()["layers.conv2d.weight"],
@@ -154,7 +154,7 @@ def test_a_crash_while_saving_the_model_keeps_the_previous_one(tmp_path, monkeyp
 def test_non_finite_loss_exits_with_one_line_and_keeps_the_good_model(data_dir, tmp_path,
                                                                       capsys):
     run = tmp_path / "run"
-    checkpoint.save_model(run, build_model("seed", seed=0), {"dataset": "mnist"})
+    checkpoint.save_model(run, build_model("lesson", seed=0), {"dataset": "mnist"})
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     code = main(["train", "--lr", "1e12", "--max-steps", "8", "--device", "cpu",
                  "--data-dir", str(data_dir), "--out", str(run)])
@@ -166,15 +166,15 @@ def test_non_finite_loss_exits_with_one_line_and_keeps_the_good_model(data_dir, 
 
 def _checkpointed_run(run_dir: Path) -> None:
     cfg = TrainConfig(epochs=2, max_steps=2, batch_size=16, device="cpu")
-    state = {}
-    fit(cfg, tiny_mnist(64), on_epoch=state.update)
-    state["config"] = asdict(TrainConfig(epochs=2, batch_size=16, device="cpu"))
-    checkpoint.save_state(run_dir, state)
+    states = []
+    fit(cfg, tiny_mnist(64), on_epoch=states.append)
+    states[-1].config = TrainConfig(epochs=2, batch_size=16, device="cpu")
+    checkpoint.save_state(run_dir, states[-1])
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--lr", "0.5"], "--lr 0.5"),
-    (["--batch-size", "64", "--arch", "seed-pool3"], "--arch seed-pool3"),
+    (["--batch-size", "64", "--arch", "lesson-pool3"], "--arch lesson-pool3"),
     (["--recipe", "fast"], "--recipe fast"),
 ])
 def test_resume_with_different_settings_is_refused(tmp_path, capsys, flags, message):
@@ -194,7 +194,7 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
 
 def test_a_checkpoint_with_a_foreign_config_is_refused(tmp_path, capsys):
     _checkpointed_run(tmp_path)
-    state = checkpoint.load_state(tmp_path)
+    state = checkpoint.load_state(tmp_path).to_dict()
     state["config"]["exec"] = "rm -rf /"
     checkpoint.save_state(tmp_path, state)
     with pytest.raises(ModelFileError):

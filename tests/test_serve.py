@@ -6,6 +6,7 @@ import base64
 import http.client
 import io
 import json
+import re
 import warnings
 import zlib
 from urllib.parse import urlsplit
@@ -17,7 +18,8 @@ from PIL import Image, ImageDraw
 from mnist_cnn import preprocess
 from mnist_cnn.model import build_model
 from mnist_cnn.predict import Predictor
-from mnist_cnn.serve import MAX_BODY_BYTES, background_server, create_app
+from mnist_cnn.serve import MAX_BODY_BYTES, create_app
+from server_kit import background_server
 
 with warnings.catch_warnings():  # starlette's note about httpx's successor
     warnings.simplefilter("ignore")
@@ -51,12 +53,13 @@ def bomb_png(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def app():
     # An untrained model answers every limit test exactly as a trained one would.
-    return create_app(Predictor(build_model("seed", seed=0), {"metrics": {"test_accuracy": 0}}))
+    return create_app(Predictor(build_model("lesson", seed=0), {"metrics": {"test_accuracy": 0}}))
 
 
 @pytest.fixture(scope="module")
 def client(app):
-    return TestClient(app)
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # a Host the server answers for
+        yield c
 
 
 def assert_error(response, status: int, words: str = "") -> None:
@@ -144,7 +147,9 @@ def test_model_health_ready_docs(client):
     assert client.get("/readyz").json() == {"status": "ready"}
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/api/predict" in docs.text
-    assert "http://" not in docs.text and "https://" not in docs.text  # nothing remote
+    urls = re.findall(r"https?://[^\s'\"<]+", docs.text)
+    assert urls and all(u.startswith("http://127.0.0.1/") for u in urls)  # this server only
+    assert "<script" not in docs.text and "<link" not in docs.text  # self-contained
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
 
 
@@ -314,7 +319,7 @@ def test_routing_errors_are_json(client):
 
 @pytest.mark.slow
 def test_trained_model_reads_mnist_and_drawings(trained_run, mnist):
-    client = TestClient(create_app(Predictor.from_run(trained_run)))
+    client = TestClient(create_app(Predictor.from_run(trained_run)), base_url="http://localhost")
     (_, _), (x_test, y_test) = mnist
     right = sum(client.post("/api/predict", json={"pixels": x.tolist()}).json()["label"] == y
                 for x, y in zip(x_test[:50], y_test[:50], strict=True))
@@ -322,3 +327,86 @@ def test_trained_model_reads_mnist_and_drawings(trained_run, mnist):
     r = client.post("/api/predict", files={"file": ("seven.jpg", png(seven(600)), "image/jpeg")})
     assert r.json()["label"] == 7
     assert client.get("/api/model").json()["meta"]["dataset"] == "mnist"
+
+
+# --- large images: reduced while decoding, read alike; the others exactly as predict does --
+
+
+def encoded(img: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def seven_on(width: int, height: int, mode: str = "L", page=255, ink=0) -> Image.Image:
+    """A drawn 7 across the middle of a width x height page."""
+    img = Image.new(mode, (width, height), page)
+    s, left = min(width, height) / 200, (width - min(width, height)) / 2
+    ImageDraw.Draw(img).line([(left + 50 * s, 40 * s), (left + 150 * s, 40 * s),
+                              (left + 90 * s, 170 * s)], fill=ink, width=max(2, int(14 * s)))
+    return img
+
+
+def served_input(client, data: bytes) -> np.ndarray:
+    r = client.post("/api/predict", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    return np.array(r.json()["input"])
+
+
+@pytest.mark.parametrize("data", [
+    png(seven(200)),
+    png(seven_on(1024, 768, "RGBA", (0, 0, 0, 0), (0, 0, 0, 255))),  # ink on a transparent page
+    encoded(seven_on(1024, 768, "RGB", (230, 225, 210), (20, 20, 40)), "JPEG", quality=85),
+    png(seven_on(1024, 1024)),  # the largest prepared unreduced (the page's largest upload)
+], ids=["png-200", "rgba-1024", "jpeg-1024", "png-1024-square"])
+def test_images_up_to_the_work_size_are_prepared_exactly_as_predict_does(client, data):
+    from mnist_cnn.serve_work import WORK_PIXELS, declared_pixels
+
+    assert declared_pixels(data) <= WORK_PIXELS
+    expected = preprocess.to_mnist(preprocess.decode_image(data))
+    assert np.array_equal(served_input(client, data), expected)
+
+
+def test_large_images_are_reduced_yet_read_alike(client):
+    """Over WORK_PIXELS the server reduces while decoding; the 28x28 digit it sees stays
+    within a grey level, on average, of the full-size one (EXIF rotation kept)."""
+    from mnist_cnn.serve_work import WORK_PIXELS, decode_reduced
+
+    rotated = Image.Exif()
+    rotated[0x0112] = 6  # stored sideways: shown rotated 90 degrees clockwise
+    cases = [png(seven_on(3000, 3000)),
+             png(seven_on(4000, 3000, "RGBA", (0, 0, 0, 0), (255, 255, 255, 255))),
+             encoded(seven_on(4000, 3000, "RGB", (230, 225, 210), (20, 20, 40)), "JPEG",
+                     exif=rotated.tobytes()),
+             encoded(seven_on(3000, 2000).convert("P"), "GIF"),
+             png(seven_on(5000, 4000).convert("1"))]
+    for data in cases:
+        reduced = decode_reduced(data, WORK_PIXELS)
+        assert reduced.size[0] * reduced.size[1] <= WORK_PIXELS
+        assert max(reduced.size) >= preprocess.WORK_SIDE  # preprocess still has detail to use
+        full = preprocess.to_mnist(preprocess.decode_image(data)).astype(float)
+        seen = served_input(client, data).astype(float)
+        assert np.abs(seen - full).mean() < 1.5
+        assert np.corrcoef(seen.ravel(), full.ravel())[0, 1] > 0.98
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale():
+    from mnist_cnn.serve_work import WORK_PIXELS, decode_reduced
+
+    data = encoded(seven_on(6000, 4000, "RGB"), "JPEG")
+    # 24 MP needs a factor of 5: the JPEG decodes at 1/4 (1500x1000), then halves; decoded
+    # whole and reduced by 5 it would be 1200x800.
+    assert decode_reduced(data, WORK_PIXELS).size == (750, 500)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "1", "I", "F"])
+def test_reducing_band_by_band_equals_reducing_the_whole(mode):
+    from mnist_cnn.serve_work import _reduce, _reducible
+
+    rng = np.random.default_rng(0)
+    for width, height, factor in [(6001, 403, 4), (1000, 777, 3), (50, 901, 5)]:
+        img = Image.fromarray(rng.integers(0, 256, (height, width, 4), np.uint8)).convert(mode)
+        whole = _reducible(img).reduce(factor)
+        banded = _reduce(img, factor)
+        assert (banded.mode, banded.size) == (whole.mode, whole.size)
+        assert np.array_equal(np.asarray(banded), np.asarray(whole))

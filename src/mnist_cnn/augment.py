@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -100,3 +101,13 @@ def random_distort(x: torch.Tensor, aug: Augment, generator: torch.Generator) ->
     forward = affine_matrices(aug, n, generator)
     field = _elastic_field(aug, n, (h, w), generator) if aug.elastic > 0.0 else None
     return warp(x, forward, field)
+
+
+def augment_generator(aug: Augment | None, seed: int) -> torch.Generator | None:
+    """The augmentation's own random stream for a run with `seed`, or None when `aug` asks for
+    nothing. Seeded from a SeedSequence child of the seed, so it is independent of the streams
+    the run's other generators draw from with the seed itself."""
+    if aug is None or not aug.active:
+        return None
+    child = np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(child))

@@ -69,16 +69,40 @@ def machine() -> dict[str, Any]:
             if torch.cuda.is_available() else None, "date": time.strftime("%Y-%m-%d")}
 
 
+def run_bench(recipes: list[str], runs: int, mnist, epochs: int | None = None,
+              device: str = "auto", peer: bool = True, arch: Any = "lesson") -> BenchReport:
+    """Every figure `mnist-cnn bench` shows: each recipe on `arch`, evaluation and latency on
+    the last model, and the lesson's Keras program when TensorFlow is importable and `peer`
+    (the peer is the lesson's network: compare it with `arch` "lesson")."""
+    from mnist_cnn.device import bf16_supported
+
+    report = BenchReport(machine=machine(), recipes=[])
+    model = None
+    for name in recipes:
+        figures, model = bench_recipe(name, runs, mnist, epochs, device, arch)
+        report.recipes.append(figures)
+    if model is not None:
+        device_of_model = next(model.parameters()).device
+        precisions = ["fp32"] + (["bf16"] if bf16_supported(device_of_model) else [])
+        report.eval_seconds = {p: bench_eval(model, mnist, p) for p in precisions}
+        report.latency_ms = bench_latency(model, mnist)
+    if peer and tensorflow_available():
+        report.peer = bench_keras(runs, mnist, epochs or 5)
+    return report
+
+
 def bench_recipe(recipe: str, runs: int, mnist, epochs: int | None = None,
-                 device: str = "auto") -> tuple[RecipeFigures, torch.nn.Module]:
+                 device: str = "auto", arch: Any = "lesson"
+                 ) -> tuple[RecipeFigures, torch.nn.Module]:
     """Train `recipe` `runs` times (seeds 0..runs-1); return the figures and the last model."""
+    from mnist_cnn.config import TrainConfig
     from mnist_cnn.evaluate import evaluate
-    from mnist_cnn.train import TrainConfig, fit
+    from mnist_cnn.train import fit
 
     (x_train, y_train), (x_test, y_test) = mnist
     figures, model = None, None
     for seed in range(runs):
-        cfg = TrainConfig(recipe=recipe, epochs=epochs, seed=seed, device=device)
+        cfg = TrainConfig(arch=arch, recipe=recipe, epochs=epochs, seed=seed, device=device)
         result = fit(cfg, (x_train, y_train))
         hp = result.hyperparameters
         if figures is None:
@@ -111,7 +135,7 @@ def bench_latency(model: torch.nn.Module, mnist, n: int = 1000) -> dict[str, flo
     """p50 / p99 of one warm single-image prediction through the Predictor."""
     from mnist_cnn.predict import Predictor
 
-    predictor = Predictor(model.cpu(), {})
+    predictor = Predictor(model.cpu())
     _, (x_test, _) = mnist
     for image in x_test[:50]:
         predictor.probabilities(image)

@@ -1,10 +1,14 @@
-"""Model files: safetensors weights + JSON metadata; the resumable training state.
+"""The saved formats of a run, each owned by one class or pair of functions here:
 
-A run directory holds `model.safetensors`, `model.json`, `history.csv`, `summary.txt` and
-`checkpoint/state.pt`. Every file is written to a temporary name and moved into place with
-`os.replace`, so a crash leaves either the old file or the new one, never half of one.
-Nothing is loaded with pickle: weights come from safetensors, the training state through
-`torch.load(weights_only=True)`.
+    model.safetensors    the weights (safetensors: no code, shapes and dtypes checked)
+    model.json           RunMeta: architecture, dataset, recipe, metrics, timing, versions
+    history.csv          one row per epoch (read_history / write_history)
+    checkpoint/state.pt  TrainState: everything needed to resume training exactly
+
+Each class's `to_dict` / `from_dict` is the only code that knows its keys; `from_dict`
+validates every value, so readers get typed fields. Nothing is loaded with pickle: weights
+come from safetensors, the training state through `torch.load(weights_only=True)`.
+Every file is written atomically (files.atomic_write).
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mnist_cnn.errors import ModelFileError
+from mnist_cnn.config import TrainConfig
+from mnist_cnn.errors import MnistCnnError, ModelFileError
+from mnist_cnn.files import atomic_write, atomic_write_text, read_bounded, regular_file
 from mnist_cnn.model import Architecture, Net
 
 WEIGHTS = "model.safetensors"
@@ -28,117 +33,196 @@ META = "model.json"
 HISTORY = "history.csv"
 SUMMARY = "summary.txt"
 STATE = Path("checkpoint") / "state.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: any architecture (layer settings spelled out), typed sections
 MAX_META_BYTES = 1 << 20  # model.json is a few KB; anything this big is not ours
+MAX_HISTORY_BYTES = 1 << 20
+MAX_WEIGHTS_BYTES = 64 << 20  # 10 million float32 parameters fit in 40 MB
+MAX_STATE_BYTES = 256 << 20  # weights and two optimiser moments
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _fail(problem: str) -> ModelFileError:
+    return ModelFileError(problem)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        # mkstemp makes the file owner-only; a model or report is meant to be shared, so it
-        # gets the permissions an ordinary new file would have (after `write`, which may
-        # have replaced the file).
-        tmp.chmod(0o666 & ~_umask())
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, str)) or (
+        isinstance(value, float) and math.isfinite(value))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def _flat(value: Any, what: str, leaf: Any = _scalar) -> dict[str, Any]:
+    """A dict of str -> scalar (or a list of scalars, or one level of such dicts)."""
+    if not isinstance(value, dict):
+        raise _fail(f"{what} must be an object, not {type(value).__name__}")
+    for key, item in value.items():
+        ok = leaf(item) or (isinstance(item, list) and all(map(leaf, item))) or (
+            isinstance(item, dict) and all(isinstance(k, str) and leaf(v)
+                                           for k, v in item.items()))
+        if not ok:
+            raise _fail(f"{what}: {key!r} holds {str(item)[:40]!r}")
+    return value
 
 
-def save_model(run_dir: Path, model: Net, meta: dict[str, Any]) -> None:
-    """Write the weights and model.json (the architecture is taken from the model)."""
+@dataclass(frozen=True)
+class Timing:
+    """How long training took, where, and in which numerics (evaluation uses the same)."""
+
+    train_seconds: float | None = None
+    steps: int | None = None
+    device: str | None = None
+    precision: str = "fp32"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Timing:
+        data = _flat(data, "timing")
+        seconds, steps = data.get("train_seconds"), data.get("steps")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(
+                seconds, (int, float)) or not 0 <= seconds < 1e9):
+            raise _fail(f"timing: train_seconds {seconds!r} is not a duration")
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
+                                  or steps < 0):
+            raise _fail(f"timing: steps {steps!r} is not a count")
+        if data.get("precision", "fp32") not in ("fp32", "bf16"):
+            raise _fail(f"timing: precision {data.get('precision')!r} is not fp32 or bf16")
+        device = data.get("device")
+        return cls(None if seconds is None else float(seconds), steps,
+                   None if device is None else str(device), data.get("precision", "fp32"))
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """model.json: what the model is and how it came to be."""
+
+    architecture: Architecture
+    dataset: str = "mnist"
+    recipe: str | None = None  # "lesson", "fast", "keras" (imported), ...
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # test_accuracy, test_loss, ...
+    timing: Timing = Timing()
+    versions: dict[str, str] = field(default_factory=dict)
+    date: str | None = None
+    config: TrainConfig | None = None  # the training configuration, as resolved
+    source: dict[str, str] | None = None  # where an imported model came from
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (Architecture, TrainConfig)):
+                value = value.to_dict()
+            elif isinstance(value, Timing):
+                value = {k.name: getattr(value, k.name) for k in fields(Timing)}
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunMeta:
+        """Validate model.json's content (this or an earlier format version)."""
+        if not isinstance(data, dict) or "architecture" not in data:
+            raise _fail("not a model description (no 'architecture')")
+        known = {f.name for f in fields(cls)} | {"format_version"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _fail(f"unknown keys {', '.join(unknown)}")
+        version = data.get("format_version", 1)
+        if version not in (1, FORMAT_VERSION):
+            raise _fail(f"format_version {version!r}; this mnist-cnn reads 1 and 2")
+        try:
+            arch = Architecture.from_dict(data["architecture"])
+            config = data.get("config")
+            config = None if config is None else TrainConfig.from_dict(config)
+        except MnistCnnError as exc:
+            raise _fail(str(exc)) from None
+        metrics = _flat(data.get("metrics", {}), "metrics")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in metrics.values()):
+            raise _fail("metrics must all be numbers")
+        for key in ("dataset", "recipe", "date"):
+            if not isinstance(data.get(key, ""), (str, type(None))):
+                raise _fail(f"{key} must be a string, not {type(data[key]).__name__}")
+        source = data.get("source")
+        return cls(arch, data.get("dataset", "mnist"), data.get("recipe"),
+                   _flat(data.get("hyperparameters", {}), "hyperparameters"),
+                   _flat(data.get("preprocessing", {}), "preprocessing"),
+                   {k: float(v) for k, v in metrics.items()},
+                   Timing.from_dict(data.get("timing", {})),
+                   _flat(data.get("versions", {}), "versions"), data.get("date"), config,
+                   None if source is None else _flat(source, "source"))
+
+
+# ---------------------------------------------------------------- weights + model.json
+
+def save_model(run_dir: Path, model: Net, meta: RunMeta | dict[str, Any]) -> None:
+    """Write the weights and model.json (the architecture is taken from the model). `meta`
+    may also be a dict of RunMeta's fields, validated by RunMeta.from_dict."""
     from safetensors.torch import save_file
 
+    if not isinstance(meta, RunMeta):
+        meta = RunMeta.from_dict({**meta, "architecture": model.arch.to_dict()})
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in model.state_dict().items()}
-    meta = {**meta, "format_version": FORMAT_VERSION, "architecture": model.arch.to_dict()}
+    meta_dict = {**meta.to_dict(), "architecture": model.arch.to_dict()}
     atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
-    atomic_write_text(run_dir / META, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(run_dir / META, json.dumps(meta_dict, indent=2) + "\n")
 
 
-def read_meta(run_dir: str | Path) -> dict[str, Any]:
-    """model.json of a run, checked to be a JSON object with an architecture."""
-    path = Path(run_dir) / META
-    if not Path(run_dir).is_dir():
+def read_meta(run_dir: str | Path) -> RunMeta:
+    """model.json of a run, validated."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
         raise ModelFileError(f"{run_dir}: no such run directory")
+    path = run_dir / META
+    if not path.exists():
+        raise ModelFileError(f"{path}: missing; is {run_dir} a run directory?")
+    raw = read_bounded(path, MAX_META_BYTES, ModelFileError, "model description")
     try:
-        if path.stat().st_size > MAX_META_BYTES:
-            raise ModelFileError(f"{path}: {path.stat().st_size:,} bytes; a model description "
-                                 f"is never over {MAX_META_BYTES:,}")
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing; is {run_dir} a run directory?") from None
+        data = json.loads(raw)
     # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError, nesting.
-    except (OSError, ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
-    if not isinstance(meta, dict) or "architecture" not in meta:
-        raise ModelFileError(f"{path}: not a model description (no 'architecture')")
-    return meta
+    try:
+        return RunMeta.from_dict(data)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
 
 
-def load_model(run_dir: str | Path) -> tuple[Net, dict[str, Any]]:
+def load_model(run_dir: str | Path) -> tuple[Net, RunMeta]:
     """Rebuild the model from model.json alone and load its weights, checking shapes strictly."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     meta = read_meta(run_dir)
-    model = Net(_known_architecture(meta["architecture"], Path(run_dir) / META))
-    path = Path(run_dir) / WEIGHTS
     try:
-        tensors = load_file(str(path))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing") from None
+        model = Net(meta.architecture.check_classifier())
+    except MnistCnnError as exc:
+        raise ModelFileError(f"{Path(run_dir) / META}: {exc}") from None
+    path = Path(run_dir) / WEIGHTS
+    raw = read_bounded(path, MAX_WEIGHTS_BYTES, ModelFileError, "weights file")
+    try:
+        tensors = load(raw)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: damaged weights file ({exc})") from None
-    expected = model.state_dict()
-    if set(tensors) != set(expected):
-        missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
-        raise ModelFileError(f"{path}: weights do not match the architecture "
-                             f"(missing {sorted(missing)}, unexpected {sorted(extra)})")
-    for key, value in tensors.items():
-        if value.shape != expected[key].shape or value.dtype != torch.float32:
-            raise ModelFileError(f"{path}: {key} is {value.dtype} {tuple(value.shape)}, "
-                                 f"expected float32 {tuple(expected[key].shape)}")
-        if not torch.isfinite(value).all():
-            raise ModelFileError(f"{path}: {key} holds non-finite values")
+    check_weights(tensors, model, path)
     model.load_state_dict(tensors, strict=True)
     return model.eval(), meta
 
 
-def _known_architecture(description: Any, path: Path) -> Architecture:
-    """The architecture model.json describes, accepted only if it is one we know, layer for
-    layer: a crafted file cannot make us build (and allocate) a network of its choosing."""
-    from mnist_cnn.model import ARCHITECTURES
+def check_weights(tensors: dict[str, torch.Tensor], model: Net, where: Path | str) -> None:
+    """Names, shapes, float32 and finite values, exactly as `model` holds them."""
+    expected = model.state_dict()
+    if set(tensors) != set(expected):
+        missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
+        raise ModelFileError(f"{where}: weights do not match the architecture "
+                             f"(missing {sorted(missing)}, unexpected {sorted(extra)})")
+    for key, value in tensors.items():
+        if value.shape != expected[key].shape or value.dtype != torch.float32:
+            raise ModelFileError(f"{where}: {key} is {value.dtype} {tuple(value.shape)}, "
+                                 f"expected float32 {tuple(expected[key].shape)}")
+        if not torch.isfinite(value).all():
+            raise ModelFileError(f"{where}: {key} holds non-finite values")
 
-    try:
-        arch = Architecture.from_dict(description)
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
-    known = ARCHITECTURES.get(arch.name)
-    if known is None:
-        raise ModelFileError(f"{path}: unknown architecture {arch.name!r}; known: "
-                             f"{', '.join(ARCHITECTURES)}")
-    if (arch.layers, arch.input_shape) != (known.layers, known.input_shape):
-        raise ModelFileError(f"{path}: the layers differ from the known {arch.name!r} "
-                             "architecture")
-    return arch
 
+# ---------------------------------------------------------------- history.csv
 
 def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
     """history.csv: one row per epoch (epoch, loss, accuracy[, val_loss, val_accuracy])."""
@@ -152,66 +236,106 @@ def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of history.csv ([] when the run has none), each value a finite number."""
     path = Path(run_dir) / HISTORY
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    except FileNotFoundError:
+    if not path.exists():
         return []
-    except (OSError, ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path}: damaged history ({exc})") from None
+    raw = read_bounded(path, MAX_HISTORY_BYTES, ModelFileError, "history file")
+    try:
+        rows = [{k: float(v) for k, v in row.items()}
+                for row in csv.DictReader(io.StringIO(raw.decode("utf-8")))]
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise ModelFileError(f"{path}: damaged history ({str(exc)[:100]})") from None
+    for row in rows:
+        if "epoch" not in row or not all(math.isfinite(v) for v in row.values()) \
+                or row["epoch"] < 1:
+            raise ModelFileError(f"{path}: damaged history (each row needs a finite epoch, "
+                                 "loss and accuracy)")
+    return rows
 
 
-def save_state(run_dir: Path, state: dict[str, Any]) -> None:
-    """The resumable training state (tensors, numbers, strings, lists and dicts only)."""
-    atomic_write(run_dir / STATE, lambda tmp: torch.save(state, tmp))
+# ---------------------------------------------------------------- checkpoint/state.pt
+
+@dataclass
+class TrainState:
+    """A resumable snapshot of training after `epoch` completed epochs."""
+
+    epoch: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    shuffle_rng: torch.Tensor  # the epochs' order
+    history: list[dict[str, float]]
+    train_seconds: float
+    steps: int
+    config: TrainConfig
+    torch_rng: torch.Tensor | None = None  # Dropout's masks; absent in earlier checkpoints
+    augment_rng: torch.Tensor | None = None  # the augmentation's draws; only recipes with one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (self.config.to_dict() if f.name == "config" else getattr(self, f.name))
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrainState:
+        """Validate a loaded state: keys, types, ranges, config, weights vs architecture."""
+        types = {"epoch": int, "model": dict, "optimizer": dict, "scheduler": dict,
+                 "shuffle_rng": torch.Tensor, "history": list, "train_seconds": (float, int),
+                 "steps": int, "config": dict}
+        if not isinstance(data, dict):
+            raise _fail(f"a {type(data).__name__}, not a dict")
+        wrong = [k for k, t in types.items()
+                 if not isinstance(data.get(k), t) or isinstance(data.get(k), bool)]
+        if wrong:
+            raise _fail(f"missing or mistyped: {', '.join(wrong)}")
+        unknown = sorted(map(str, set(data) - set(types) - {"torch_rng", "augment_rng"}))
+        if unknown:
+            raise _fail(f"unknown keys: {', '.join(unknown)}")
+        if not (0 <= data["epoch"] <= 100_000 and 0 <= data["steps"] <= 10**12
+                and math.isfinite(data["train_seconds"]) and data["train_seconds"] >= 0):
+            raise _fail("epoch, steps or train_seconds out of range")
+        for key in ("torch_rng", "augment_rng"):
+            if data.get(key) is not None and not isinstance(data[key], torch.Tensor):
+                raise _fail(f"{key} is not a tensor")
+        try:
+            config = TrainConfig.from_dict(data["config"])
+        except MnistCnnError as exc:
+            raise _fail(f"its config is not a training configuration ({exc})") from None
+        history = data["history"]
+        if not all(isinstance(row, dict) and all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(v) for k, v in row.items()) for row in history):
+            raise _fail("its history is not a list of per-epoch numbers")
+        expected = Net(config.arch).state_dict()
+        weights = data["model"]
+        if set(weights) != set(expected) or not all(
+                isinstance(w, torch.Tensor) and w.shape == expected[k].shape
+                for k, w in weights.items()):
+            raise _fail(f"its weights do not match the {config.arch.name} architecture")
+        return cls(**{**data, "config": config, "train_seconds": float(data["train_seconds"]),
+                      "history": [dict(row) for row in history]})
 
 
-def load_state(run_dir: str | Path) -> dict[str, Any]:
+def save_state(run_dir: Path, state: TrainState | dict[str, Any]) -> None:
+    """Write the resumable training state (a TrainState, or the plain data of one)."""
+    data = state.to_dict() if isinstance(state, TrainState) else state
+    atomic_write(run_dir / STATE, lambda tmp: torch.save(data, tmp))
+
+
+def load_state(run_dir: str | Path) -> TrainState:
     """Load the resumable state with `weights_only=True`: plain data only, no code runs."""
     path = Path(run_dir) / STATE
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: no resumable checkpoint in {run_dir}")
+    regular_file(path, ModelFileError, "checkpoint")
+    raw = read_bounded(path, MAX_STATE_BYTES, ModelFileError, "checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or hostile files
         first_line = (str(exc).splitlines() or [""])[0][:200]  # some have no message at all
         raise ModelFileError(f"{path}: damaged or unsafe checkpoint "
                              f"({type(exc).__name__}: {first_line})") from None
-    problem = _state_problem(state)
-    if problem:
-        raise ModelFileError(f"{path}: not a training checkpoint ({problem})")
-    return state
-
-
-# What fit() saves; a state that differs in any of these is refused before it is used.
-_STATE_TYPES = {"epoch": int, "model": dict, "optimizer": dict, "scheduler": dict,
-                "shuffle_rng": torch.Tensor, "history": list, "train_seconds": float | int,
-                "steps": int, "config": dict}
-
-
-def _state_problem(state: Any) -> str | None:
-    """Why `state` is not one fit() saved (keys, types, config, weights vs architecture)."""
-    from typing import get_type_hints
-
-    from mnist_cnn.model import ARCHITECTURES
-    from mnist_cnn.train import TrainConfig
-
-    if not isinstance(state, dict):
-        return f"a {type(state).__name__}, not a dict"
-    wrong = [k for k, t in _STATE_TYPES.items() if not isinstance(state.get(k), t)]
-    if wrong:
-        return f"missing or mistyped: {', '.join(wrong)}"
-    hints, config = get_type_hints(TrainConfig), state["config"]
-    if not set(config) <= set(hints) or not all(
-            isinstance(v, hints[k]) for k, v in config.items()):
-        return "its config is not a training configuration"
-    if config["arch"] not in ARCHITECTURES:
-        return f"unknown architecture {config['arch']!r}"
-    expected = Net(ARCHITECTURES[config["arch"]]).state_dict()
-    weights = state["model"]
-    if set(weights) != set(expected) or not all(
-            isinstance(w, torch.Tensor) and w.shape == expected[k].shape
-            for k, w in weights.items()):
-        return f"its weights do not match the {config['arch']} architecture"
-    return None
+    try:
+        return TrainState.from_dict(data)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: not a training checkpoint ({exc})") from None

@@ -35,8 +35,10 @@ def progress_bar(current: int, target: int) -> str:
     return f"{current:{digits}d}/{target} [{bar}{'.' * (BAR_WIDTH - filled)}]"
 
 
-def format_logs(logs: dict[str, float]) -> str:
-    return "".join(f" - {k}: {v:.4f}" for k, v in logs.items() if k != "epoch")
+def format_logs(logs: dict[str, float], keys: tuple[str, ...] = ("loss", "accuracy")) -> str:
+    """` - loss: 0.1432 - accuracy: 0.9556` (and the val_ versions), for the `keys` asked for."""
+    return "".join(f" - {k}: {v:.4f}" for k, v in logs.items()
+                   if k.removeprefix("val_") in keys)
 
 
 def eval_line(batches: int, seconds: float, loss: float, accuracy: float) -> str:
@@ -45,11 +47,15 @@ def eval_line(batches: int, seconds: float, loss: float, accuracy: float) -> str
 
 
 class KerasProgress:
-    """A train.Reporter that prints what Keras' fit(verbose=1) prints."""
+    """A train.Reporter that prints what Keras' fit() prints: verbose=1 a progress bar
+    (redrawn in place on a terminal, the final line otherwise), verbose=2 one line an
+    epoch; `metrics` are the logs shown (Keras shows only the compiled metrics)."""
 
-    def __init__(self, stream: TextIO | None = None):
+    def __init__(self, stream: TextIO | None = None, verbose: int = 1,
+                 metrics: tuple[str, ...] = ("loss", "accuracy")):
         self.stream = stream or sys.stdout
-        self.live = self.stream.isatty()
+        self.verbose, self.keys = verbose, metrics
+        self.live = verbose == 1 and self.stream.isatty()
         self._start = self._last_draw = 0.0
         self._steps = 1
         self._drawn = 0  # length of the line currently on screen
@@ -69,7 +75,7 @@ class KerasProgress:
         elapsed = now - self._start
         eta = elapsed / step * (self._steps - step)
         logs = {"loss": loss_sum.item() / seen, "accuracy": correct.item() / seen}
-        line = f"{progress_bar(step, self._steps)} - ETA: {eta:.0f}s{format_logs(logs)}"
+        line = f"{progress_bar(step, self._steps)} - ETA: {eta:.0f}s{format_logs(logs, self.keys)}"
         self._redraw(line)
         self.stream.flush()
 
@@ -78,8 +84,13 @@ class KerasProgress:
         self._drawn = len(line)
 
     def epoch_end(self, logs: dict[str, float], seconds: float, steps: int) -> None:
-        line = (f"{progress_bar(steps, steps)} - {seconds:.0f}s "
-                f"{format_per_step(seconds / steps)}{format_logs(logs)}")
+        per_step = format_per_step(seconds / steps)
+        if self.verbose == 2:
+            line = (f"{steps}/{steps} - {seconds:.0f}s{format_logs(logs, self.keys)} - "
+                    f"{seconds:.0f}s/epoch - {per_step}")
+        else:
+            line = (f"{progress_bar(steps, steps)} - {seconds:.0f}s "
+                    f"{per_step}{format_logs(logs, self.keys)}")
         if self.live:
             self._redraw(line)
             self._drawn = 0
@@ -87,3 +98,70 @@ class KerasProgress:
             self.stream.write(line)
         self.stream.write("\n")
         self.stream.flush()
+
+
+def train_summary(outcome) -> str:
+    """What `mnist-cnn train` prints after the epochs: Keras' evaluate line, then the run."""
+    test, result = outcome.test, outcome.result
+    batches = -(-test.count // result.hyperparameters["batch_size"])
+    return (f"{eval_line(batches, outcome.test_seconds, test.loss, test.accuracy)}\n\n"
+            f"Test accuracy {test.accuracy:.2%} after {result.train_seconds:.1f} s of "
+            f"training ({result.device}, {result.precision}).\n"
+            f"Saved the run to {outcome.run_dir}/")
+
+
+def metrics_table(dataset: str, classes: tuple[str, ...], metrics) -> str:
+    """`mnist-cnn evaluate`'s table: headline, per-class report, confusion matrix."""
+    lines = [f"{dataset} test set, {metrics.count} images: "
+             f"loss {metrics.loss:.4f}, accuracy {metrics.accuracy:.2%}", "",
+             f"{'class':>14} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+    for name, row in zip(classes, metrics.per_class(), strict=True):
+        lines.append(f"{name:>14} {row['precision']:9.4f} {row['recall']:9.4f} "
+                     f"{row['f1']:9.4f} {row['support']:8d}")
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+    width = max(len(str(metrics.confusion.max())), 4)
+    lines.append("      " + "".join(f"{j:>{width + 1}}" for j in range(len(classes))))
+    for i, row in enumerate(metrics.confusion):
+        lines.append(f"{i:>5} " + "".join(f"{v:>{width + 1}}" for v in row))
+    return "\n".join(lines)
+
+
+def bench_table(report) -> str:
+    """`mnist-cnn bench`'s table (bench.BenchReport)."""
+    m = report.machine
+    lines = [f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} "
+             f"threads){', ' + m['cuda'] if m['cuda'] else ''}, {m['date']}", "",
+             f"{'recipe':<20} {'epochs':>6} {'batch':>5} {'prec':>5} {'train s':>8} "
+             f"{'img/s':>8} {'test acc (mean)':>16} {'runs':>4}"]
+    for f in report.recipes + ([report.peer] if report.peer else []):
+        med = f.medians()
+        lines.append(f"{f.recipe:<20} {f.epochs:>6} {f.batch_size:>5} {f.precision:>5} "
+                     f"{med['train_seconds_median']:>8.2f} "
+                     f"{med['images_per_second_median']:>8.0f} "
+                     f"{med['test_accuracy_mean']:>15.2%} {len(f.train_seconds):>4}")
+    lines += ["", "train s, img/s: medians; test accuracy: mean over the runs (seeds 0..N-1)."]
+    for precision, seconds in (report.eval_seconds or {}).items():
+        lines.append(f"evaluate 10,000 test images, {precision}: {seconds:.3f} s (median of 7)")
+    if report.latency_ms is not None:
+        lines.append(f"single-image predict: p50 {report.latency_ms['p50']:.3f} ms, "
+                     f"p99 {report.latency_ms['p99']:.3f} ms (1,000 calls)")
+    return "\n".join(lines)
+
+
+class DownloadProgress:
+    """Download progress on stderr: a live bar on a terminal, one line per file otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, url: str, done: int, total: int | None) -> None:
+        if not self.tty:
+            if done == 0:
+                print(f"downloading {url}", file=sys.stderr)
+            return
+        name, size = url.rsplit("/", 1)[-1], f"/{total / 1e6:.1f}" if total else ""
+        filled = int(30 * done / total) if total else 0
+        print(f"\r{name} [{'=' * filled:<30}] {done / 1e6:.1f}{size} MB", end="",
+              file=sys.stderr, flush=True)
+        if total and done >= total:
+            print(file=sys.stderr)

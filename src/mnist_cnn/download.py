@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from mnist_cnn.data import Dataset, read_verified
+from mnist_cnn.datasets import Dataset, read_verified
 from mnist_cnn.errors import DataError, DownloadError
 
 TIMEOUT_S = 30.0  # per connection attempt and per read: a stalled mirror is left after this

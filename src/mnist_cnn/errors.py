@@ -37,6 +37,12 @@ class UsageError(MnistCnnError):
     exit_code = 2
 
 
+class ArchitectureError(UsageError, ValueError):
+    """A layer stack that cannot be built; the message names the layer and the reason.
+
+    Also a ValueError, as Keras raises for a bad stack, so API users can catch either."""
+
+
 class TrainingError(MnistCnnError):
     """Training cannot go on (a non-finite loss, a refused resume)."""
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_cnn.device import to_tensors, use_bf16
+
 EVAL_BATCH = 256  # larger batches spill the activations out of cache: slower, not faster
 
 
@@ -78,9 +80,6 @@ def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
     `precision` "bf16" evaluates in bfloat16 autocast where the hardware supports it (the
     numerics a bf16 recipe trained with); "fp32" is exact.
     """
-    from mnist_cnn.train import bf16_supported, to_tensors
-
     device = next(model.parameters()).device
     x, y = to_tensors(images, labels, device, channels_last=True)
-    bf16 = precision == "bf16" and bf16_supported(device)
-    return evaluate_tensors(model, x, y, bf16=bf16)
+    return evaluate_tensors(model, x, y, bf16=use_bf16(precision, device))

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 DPI = 100  # figure inches x 100 = pixels; every figure is at least 10 in (1000 px) wide
 INK = "binary"  # dark ink on white: digits read like handwriting on paper
 KIND_COLOURS = {"Input": "#d9d9d9", "Conv2D": "#6baed6", "MaxPooling2D": "#fd8d3c",
-                "Flatten": "#bcbddc", "Dense": "#74c476"}
+                "AveragePooling2D": "#fdae6b", "Flatten": "#bcbddc", "Dense": "#74c476",
+                "Dropout": "#f0f0f0", "BatchNormalization": "#fde0ef"}
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -138,8 +139,8 @@ def mistakes_grid(images: np.ndarray, rows: Sequence[tuple[int, str, str, float]
 
 
 def conv_filters(filters: np.ndarray, name: str = "conv2d", cols: int = 8) -> Figure:
-    """Each (k, k) kernel on one shared diverging scale, its weights written in the cells."""
-    count, k, _ = filters.shape
+    """Each (kh, kw) kernel on one shared diverging scale, its weights written in the cells."""
+    count, kh, kw = filters.shape
     rows = math.ceil(count / cols)
     fig = _figure(13, rows * 1.75 + 0.8)
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -156,8 +157,8 @@ def conv_filters(filters: np.ndarray, name: str = "conv2d", cols: int = 8) -> Fi
                     color="white" if abs(w) > 0.6 * limit else "black")
         ax.set_title(f"filter {i}", fontsize=9)
     fig.colorbar(image, ax=axes, label="weight (red +, blue -)", shrink=0.9)
-    fig.suptitle(f"{name}: the {count} learned {k}x{k} filters applied to the input digit",
-                 fontsize=14)
+    fig.suptitle(f"{name}: the weights of its {count} learned {kh}x{kw} filters "
+                 "(on the input digit's one channel)", fontsize=14)
     return fig
 
 

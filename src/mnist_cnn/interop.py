@@ -1,9 +1,11 @@
-"""Import a model trained by Keras (the lesson's own program) into a run directory.
+"""Import a model trained by Keras (the lesson's program, or any Sequential of the lesson's
+layers) into a run directory.
 
 Reads a `.keras` archive (config.json + model.weights.h5) or a legacy `.h5` file with h5py
-(the optional `keras` extra) and maps each layer onto our specs: kernels HWIO -> OIHW,
-Dense kernels (in, out) -> (out, in). Our Flatten already uses Keras' channels-last order,
-so the Dense weights carry over unchanged. Only data is read: no Keras code is imported.
+(the optional `keras` extra), maps each layer's config onto our specs and each layer's
+weights onto our tensors (layers.py knows each layer's layout). Only data is read: no Keras
+code is imported, and every array's declared shape is checked against the architecture
+before a byte of it is read, so a crafted file cannot make us allocate at will.
 """
 
 from __future__ import annotations
@@ -17,10 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnist_cnn.errors import ModelFileError
+from mnist_cnn.errors import ArchitectureError, MnistCnnError, ModelFileError
+from mnist_cnn.files import regular_file
+from mnist_cnn.layers import LAYER_TYPES, has_weights
 from mnist_cnn.model import ARCHITECTURES, INPUT_SHAPE, Architecture, Net
 
-MAX_MEMBER_BYTES = 64 << 20  # a .keras member larger than this is not a lesson-sized model
+MAX_MEMBER_BYTES = 64 << 20  # a .keras member larger than this is not a model we can hold
+# Keras config keys we read, by layer type; anything else must hold Keras' default.
+_SETTINGS = {"Conv2D": ("filters", "kernel_size", "strides", "padding", "activation",
+                        "use_bias"),
+             "MaxPooling2D": ("pool_size", "strides", "padding"),
+             "AveragePooling2D": ("pool_size", "strides", "padding"),
+             "Flatten": (), "Dense": ("units", "activation", "use_bias"), "Dropout": ("rate",),
+             "BatchNormalization": ("momentum", "epsilon")}
+_DEFAULTS = {"data_format": ("channels_last", None), "dilation_rate": ([1, 1], 1, None),
+             "groups": (1, None), "noise_shape": (None,), "axis": (-1, 3, [-1], [3]),
+             "center": (True,), "scale": (True,), "renorm": (False, None),
+             "synchronized": (False, None)}
 
 
 def _h5py():
@@ -32,105 +47,167 @@ def _h5py():
     return h5py
 
 
-def _layer(entry: dict[str, Any]) -> dict[str, Any] | None:
+def _layer(position: int, entry: Any) -> dict[str, Any] | None:
     """One Keras layer config -> our layer description (None for the InputLayer)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+        raise ArchitectureError(f"layer {position}: not a Keras layer config")
     kind, cfg = entry.get("class_name"), entry.get("config", {})
+    name = cfg.get("name", "?")
     if kind == "InputLayer":
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        if shape is not None and list(shape)[1:] not in ([28, 28, 1], [28, 28]):
+            raise ArchitectureError(f"input shape {shape[1:]}: mnist-cnn reads 28x28x1 images")
         return None
-    if kind == "Conv2D":
-        k = cfg["kernel_size"]
-        if (k[0] != k[1] or cfg.get("strides", [1, 1]) != [1, 1]
-                or cfg.get("padding") != "valid"):
-            raise ModelFileError(f"unsupported Conv2D settings in {cfg.get('name')}")
-        return {"type": kind, "filters": cfg["filters"], "kernel_size": k[0],
-                "activation": _activation(cfg)}
-    if kind == "MaxPooling2D":
-        pool = cfg["pool_size"]
-        if pool[0] != pool[1] or cfg.get("strides", pool) != pool:
-            raise ModelFileError(f"unsupported MaxPooling2D settings in {cfg.get('name')}")
-        return {"type": kind, "pool_size": pool[0]}
-    if kind == "Flatten":
-        return {"type": kind}
-    if kind == "Dense":
-        return {"type": kind, "units": cfg["units"], "activation": _activation(cfg)}
-    raise ModelFileError(f"unsupported Keras layer {kind!r}")
+    if kind not in _SETTINGS:
+        raise ArchitectureError(f"layer {position} ({name!r}) is a {kind}, which mnist-cnn "
+                                f"does not support; supported: {', '.join(LAYER_TYPES)}")
+    for key, allowed in _DEFAULTS.items():
+        if key in cfg and cfg[key] not in allowed:
+            raise ArchitectureError(f"layer {position} ({name!r}, {kind}): {key}="
+                                    f"{cfg[key]!r} is not supported")
+    out = {"type": kind}
+    for key in _SETTINGS[kind]:
+        if key in cfg:
+            value = cfg[key]
+            if key == "activation" and isinstance(value, dict):  # a serialised function
+                value = value.get("config")
+            out[key] = value
+    return out
 
 
-def _activation(cfg: dict[str, Any]) -> str | None:
-    return None if cfg.get("activation") in (None, "linear") else cfg["activation"]
-
-
-def _architecture(config: dict[str, Any]) -> Architecture:
-    """The Keras Sequential config as one of our named architectures."""
-    layers_cfg = config.get("config", {}).get("layers")
-    if config.get("class_name") != "Sequential" or not isinstance(layers_cfg, list):
+def architecture_from_keras(config: Any) -> Architecture:
+    """The Keras Sequential config as our architecture (unsupported layers named)."""
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
         raise ModelFileError("only Keras Sequential models can be imported")
-    try:
-        layers = [d for d in map(_layer, layers_cfg) if d is not None]
-        arch = Architecture.from_dict({"name": "keras", "input_shape": list(INPUT_SHAPE),
-                                       "layers": layers})
-    except (KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise ModelFileError(f"unreadable Keras layer config ({exc!r})") from None
-    for known in ARCHITECTURES.values():
+    inner = config.get("config")
+    layers_cfg = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers_cfg, list):
+        raise ModelFileError("the Keras config has no layer list")
+    layers = [d for i, e in enumerate(layers_cfg) if (d := _layer(i, e)) is not None]
+    first = layers_cfg[0].get("config", {}) if layers_cfg else {}
+    shape = first.get("batch_input_shape")  # Keras 2 kept the input shape on the first layer
+    if shape is not None and list(shape)[1:] not in ([28, 28, 1], [28, 28]):
+        raise ArchitectureError(f"input shape {shape[1:]}: mnist-cnn reads 28x28x1 images")
+    arch = Architecture.from_dict({"name": "keras", "input_shape": list(INPUT_SHAPE),
+                                   "layers": layers})
+    for known in ARCHITECTURES.values():  # the lesson's network keeps the lesson's name
         if known.layers == arch.layers:
             return known
-    raise ModelFileError("the Keras model is not one of the lesson's architectures "
-                         f"({', '.join(ARCHITECTURES)})")
+    return arch
 
 
-def _read_keras_archive(path: Path) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for name in ("config.json", "model.weights.h5"):
-                if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
-                    raise ModelFileError(f"{path}: {name} is implausibly large")
-            config = json.loads(archive.read("config.json"))
-            weights = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not a readable .keras archive ({exc})") from None
-    with _h5py().File(io.BytesIO(weights), "r") as h5:
-        tensors = {name: [np.asarray(group["vars"][str(i)]) for i in range(len(group["vars"]))]
-                   for name, group in h5["layers"].items()}
-    return config, tensors
+def _keras_layer_names(config: dict[str, Any]) -> list[str]:
+    """The Keras names of the non-input layers, in order (where their weights are kept)."""
+    return [e["config"]["name"] for e in config["config"]["layers"]
+            if e.get("class_name") != "InputLayer"]
 
 
-def _read_legacy_h5(path: Path) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
-    with _h5py().File(path, "r") as h5:
-        config = json.loads(h5.attrs["model_config"])
-        weights = h5["model_weights"]
-        tensors = {}
-        for name in weights.attrs["layer_names"]:
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            group = weights[name]
-            tensors[name] = [np.asarray(group[w.decode() if isinstance(w, bytes) else w])
-                             for w in group.attrs["weight_names"]]
-    return config, tensors
+def _read(dataset: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """One h5 dataset, read only if its declared shape and type are the expected ones."""
+    h5py = _h5py()
+    if not isinstance(dataset, h5py.Dataset):
+        raise ModelFileError(f"{where}: not an array")
+    if tuple(dataset.shape) != shape or dataset.dtype.kind != "f":
+        raise ModelFileError(f"{where}: holds {dataset.dtype} {tuple(dataset.shape)}, expected "
+                             f"floats {shape}")
+    return np.asarray(dataset[()], dtype=np.float32)
+
+
+def _weights_from_h5(groups: dict[str, list[Any]], model: Net, keras_names: list[str],
+                     path: Path) -> dict[str, torch.Tensor]:
+    """Our state dict from each layer's list of h5 datasets (Keras' order)."""
+    state: dict[str, torch.Tensor] = {}
+    expected = model.state_dict()
+    for ours, theirs, layer in zip(model.names, keras_names, model.arch.layers, strict=True):
+        if not has_weights(layer):
+            continue
+        datasets = groups.get(theirs, [])
+        wanted = layer.torch_to_keras({k.rsplit(".", 1)[1]: v.numpy()
+                                       for k, v in expected.items()
+                                       if k.startswith(f"layers.{ours}.")})
+        if len(datasets) != len(wanted):
+            raise ModelFileError(f"{path}: layer {theirs!r} holds {len(datasets)} weights, "
+                                 f"expected {len(wanted)}")
+        arrays = [_read(d, w.shape, f"{path}: {theirs} weight {i}")
+                  for i, (d, w) in enumerate(zip(datasets, wanted, strict=True))]
+        for key, value in layer.keras_to_torch(arrays).items():
+            state[f"layers.{ours}.{key}"] = torch.from_numpy(np.ascontiguousarray(value))
+    return state
+
+
+def _open_keras_archive(path: Path, h5py: Any) -> tuple[dict[str, Any], Any]:
+    with zipfile.ZipFile(path) as archive:
+        for name in ("config.json", "model.weights.h5"):
+            if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
+                raise ModelFileError(f"{path}: {name} is implausibly large")
+        config = json.loads(archive.read("config.json"))
+        weights = archive.read("model.weights.h5")
+    return config, h5py.File(io.BytesIO(weights), "r")
+
+
+def _groups(h5: Any, legacy: bool) -> dict[str, list[Any]]:
+    """Layer name -> its datasets in Keras' order, for both file layouts."""
+    if not legacy:
+        layers = h5["layers"]
+        return {name: [group["vars"][str(i)] for i in range(len(group["vars"]))]
+                for name, group in layers.items()}
+    weights = h5["model_weights"]
+    out = {}
+    for name in weights.attrs["layer_names"]:
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        group = weights[name]
+        out[name] = [group[w.decode() if isinstance(w, bytes) else str(w)]
+                     for w in group.attrs.get("weight_names", [])]
+    return out
 
 
 def import_keras(path: str | Path) -> Net:
     """Build our network from a Keras `.keras` or `.h5` file, with its trained weights."""
+    from mnist_cnn.checkpoint import check_weights
+
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
+    regular_file(path, ModelFileError, "Keras model file")
+    h5py = _h5py()
     try:
-        reader = _read_keras_archive if zipfile.is_zipfile(path) else _read_legacy_h5
-        config, tensors = reader(path)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path}: not a readable Keras model ({exc})") from None
-    model = Net(_architecture(config))
-    state = {}
-    for name, module in model.layers.items():
-        if not hasattr(module, "weight"):
-            continue
-        kernel, bias = (tensors.get(name) or [None, None])[:2]
-        if kernel is None:
-            raise ModelFileError(f"{path}: no weights for layer {name}")
-        # Conv kernels: (kh, kw, in, out) -> (out, in, kh, kw); Dense: (in, out) -> (out, in).
-        kernel = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T
-        state[f"layers.{name}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel))
-        state[f"layers.{name}.bias"] = torch.from_numpy(np.asarray(bias))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelFileError(f"{path}: weights do not fit the architecture ({exc})") from None
+        legacy = not zipfile.is_zipfile(path)
+        if legacy:
+            h5 = h5py.File(path, "r")
+            config = json.loads(h5.attrs["model_config"])
+        else:
+            config, h5 = _open_keras_archive(path, h5py)
+        with h5:
+            arch = architecture_from_keras(config).check_classifier()
+            model = Net(arch)
+            state = _weights_from_h5(_groups(h5, legacy), model, _keras_layer_names(config),
+                                     path)
+    except MnistCnnError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            zipfile.BadZipFile, RecursionError) as exc:
+        raise ModelFileError(f"{path}: not a readable Keras model ({str(exc)[:200]})") from None
+    check_weights(state, model, path)
+    model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def import_keras_run(path: str | Path, run_dir: Path, data_dir: str | Path | None = None):
+    """`mnist-cnn import-keras`: import, evaluate on the MNIST test set, write a run.
+    Returns the model and its test metrics."""
+    import time
+
+    from mnist_cnn import data
+    from mnist_cnn.checkpoint import RunMeta
+    from mnist_cnn.evaluate import evaluate
+    from mnist_cnn.run import PREPROCESSING, versions, write_run
+
+    model = import_keras(path)
+    _, (x_test, y_test) = data.load_data("mnist", data_dir)
+    test = evaluate(model, x_test, y_test)
+    meta = RunMeta(architecture=model.arch, dataset="mnist", recipe="keras",
+                   preprocessing=PREPROCESSING, source={"keras_file": str(path)},
+                   metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
+                   versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_run(run_dir, model, meta)
+    return model, test

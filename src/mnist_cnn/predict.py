@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnist_cnn.checkpoint import load_model
+from mnist_cnn.checkpoint import RunMeta, load_model
 from mnist_cnn.errors import ImageError
+from mnist_cnn.layers import Conv2D
+from mnist_cnn.model import Net
 from mnist_cnn.summary import render_keras, summarize
 
 
@@ -23,7 +25,7 @@ class LayerOutput:
     """One layer's response to one image."""
 
     name: str  # Keras name, e.g. "max_pooling2d_1"
-    kind: str  # "Conv2D", "MaxPooling2D", "Flatten" or "Dense"
+    kind: str  # the layer's type: "Conv2D", "MaxPooling2D", "Flatten", "Dense", ...
     shape: tuple[int, ...]  # Keras channels-last shape without the batch, e.g. (26, 26, 32)
     values: np.ndarray  # (C, H, W) for maps, (F,) for vectors; softmax for the last layer
 
@@ -44,8 +46,11 @@ def _as_batch(images: np.ndarray) -> torch.Tensor:
 class Predictor:
     """A trained model loaded once, for many predictions."""
 
-    def __init__(self, model: torch.nn.Module, meta: dict[str, Any]):
+    def __init__(self, model: Net, meta: RunMeta | dict[str, Any] | None = None):
+        """`meta` (model.json's content) may be a RunMeta or a dict of its fields."""
         self.model = model.eval()
+        if isinstance(meta, dict):
+            meta = RunMeta.from_dict({**meta, "architecture": model.arch.to_dict()})
         self.meta = meta
         self.arch = model.arch
         self.summary_text = render_keras(summarize(model.arch))
@@ -76,9 +81,12 @@ class Predictor:
         return result
 
     def conv1_filters(self) -> np.ndarray:
-        """The first convolution's learned kernels as (filters, 3, 3)."""
-        first = next(iter(self.model.layers.values()))
-        return first.weight.detach()[:, 0].numpy().copy()
+        """The first convolution's learned kernels on its first input channel, as
+        (filters, kh, kw); empty (0, 0, 0) for a network without a convolution."""
+        for layer, module in zip(self.arch.layers, self.model.layers.values(), strict=True):
+            if isinstance(layer, Conv2D):
+                return module.weight.detach()[:, 0].float().numpy().copy()
+        return np.zeros((0, 0, 0), np.float32)
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def _save_digit(digit: np.ndarray, folder: Path, source: Path, index: int) -> Pa
     atomically, so no half-written image is ever left behind."""
     from PIL import Image
 
-    from mnist_cnn.checkpoint import atomic_write
+    from mnist_cnn.files import atomic_write
 
     target = folder / f"{index:04d}-{source.stem}.png"
     atomic_write(target, lambda tmp: Image.fromarray(digit).save(tmp, format="PNG"))

@@ -41,7 +41,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "GIF"),
     (b"BM", "BMP"),
 )
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 
 
 def sniff_format(data: bytes) -> str:
@@ -152,19 +151,26 @@ def _to_gray(img: Image.Image | np.ndarray) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32) / 255
 
 
-def _array_to_image(a: np.ndarray) -> Image.Image:
-    """An array of pixels (uint8 0..255 or float 0..1/0..255) as a PIL image."""
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise ImageError(f"expected an (H, W) or (H, W, 3|4) array of pixels, got {a.shape}")
+def pixels_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Pixel values as uint8: 0..255 as they are, and 0..1 (any numbers but uint8 whose
+    maximum is at most 1, as a canvas or a normalised tensor gives them) scaled by 255.
+    Anything non-finite or outside 0..255 is an ImageError."""
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise ImageError(f"pixels must be numbers, got {a.dtype}")
-    check_pixel_count(a.shape[1], a.shape[0])
     f = a.astype(np.float64)
     if not np.isfinite(f).all() or f.min() < 0 or f.max() > 255:
         raise ImageError("pixel values must be finite and within 0..255 (or 0..1)")
     if a.dtype != np.uint8 and f.max() <= 1.0:
-        f = f * 255  # 0..1 floats, as a canvas or a normalised tensor gives them
-    return Image.fromarray(np.rint(f).astype(np.uint8))
+        f = f * 255
+    return np.rint(f).astype(np.uint8)
+
+
+def _array_to_image(a: np.ndarray) -> Image.Image:
+    """An array of pixels (uint8 0..255 or float 0..1/0..255) as a PIL image."""
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise ImageError(f"expected an (H, W) or (H, W, 3|4) array of pixels, got {a.shape}")
+    check_pixel_count(a.shape[1], a.shape[0])
+    return Image.fromarray(pixels_to_uint8(a))
 
 
 def _shrink(gray: np.ndarray) -> np.ndarray:

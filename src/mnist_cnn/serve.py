@@ -1,353 +1,163 @@
-"""The web server: a page to draw a digit and watch every layer respond, and a JSON API.
+"""Running the web app (serve_app.py) on uvicorn: `mnist-cnn serve`, and a server in a
+thread for tests and benchmarks.
 
-    GET  /                 the page (web/), all assets local: it works offline
-    POST /api/predict      JSON {"pixels": 28x28} or {"image": base64}, a multipart upload
-                           ("file"), or raw image bytes -> label, probabilities, the 28x28
-                           input; every layer's output with ?activations=1
-    GET  /api/model        summary table, model.json, metrics, layers, conv1's filters
-    GET  /healthz, /readyz liveness; readiness (the model answered a warm-up request)
-    GET  /docs             the API's endpoints from /openapi.json (a local page, no CDN)
-
-Limits are checked before any work: the body (Content-Length, then the bytes as they
-stream in), the image format (magic bytes), the decoded pixels (from the header).
-Every bad request is a 4xx JSON body {"error": "..."}: 400 malformed, 404/405 routing,
-413 too large, 415 not an image, 422 well-formed but unusable (wrong shape, no digit).
-fastapi and uvicorn are imported only here, and this module only when serving.
+The port is taken before the model loads, so a port in use is one line, not a model load
+and uvicorn's log. uvicorn speaks HTTP through serve_http.GuardedProtocol (deadlines and
+size caps it lacks) and logs only warnings and the access log; the CLI says where to go.
+fastapi and uvicorn are imported only by the serve modules, and they only when serving.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
-import json
+import copy
+import errno
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
-from mnist_cnn.errors import (
-    ImageError,
-    ImageTooLargeError,
-    NoDigitError,
-    UnsupportedImageError,
-)
+from mnist_cnn.checkpoint import read_meta
+from mnist_cnn.errors import UsageError
 from mnist_cnn.predict import Predictor
-from mnist_cnn.preprocess import decode_image, to_mnist
+from mnist_cnn.serve_app import create_app
+from mnist_cnn.serve_http import AllowedHosts, Limits
 
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a phone photo re-encoded by the page fits; more is refused
-WEB_DIR = Path(__file__).parent / "web"
-PIXELS_SHAPE = (28, 28)  # {"pixels": ...} is the network's own input size, nothing else
-ROUND = 4  # decimals in activations: enough for a picture, a quarter of the bytes
+__all__ = ["MAX_BODY_BYTES", "create_app", "listen", "serve"]
+MAX_BODY_BYTES = Limits.max_body_bytes
 INFERENCE_THREADS = 1  # one 28x28 image is too small to share out: 1 thread is ~4x faster
-SECURITY_HEADERS = [  # the page loads nothing from elsewhere, and says so to the browser
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
+OPTIONS_ENV = "MNIST_CNN_SERVE"  # how worker processes learn the run, hosts and limits
 
 
-class BadRequest(Exception):
-    """A request we can name the fault of; carries its HTTP status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-class _Guard:
-    """ASGI middleware: refuse bodies over MAX_BODY_BYTES (by Content-Length before reading,
-    and by counting the bytes as they arrive), and add the security headers."""
-
-    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await _error(413, self._too_large())(scope, receive, send)
-        received = 0
-
-        async def counted() -> dict:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BadRequest(413, self._too_large())
-            return message
-
-        async def with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, counted, with_headers)
-
-    def _too_large(self) -> str:
-        return f"request body too large: the limit is {self.limit:,} bytes"
-
-
-def create_app(predictor: Predictor) -> FastAPI:
-    """The FastAPI app around one loaded model."""
-    app = FastAPI(title="mnist-cnn", version="1", docs_url=None, redoc_url=None,
-                  description="Draw a digit, see what each layer of the lesson's CNN sees.")
-    app.add_middleware(_Guard)
-    _add_error_handlers(app)
-    layers = predictor.activations(np.zeros(PIXELS_SHAPE, np.uint8))  # also a warm-up
-    app.state.ready = bool(np.isfinite(layers[-1].values).all())
-    model_info = _model_info(predictor, layers)
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html")
-
-    @app.post("/api/predict", summary="Predict the digit in a drawing, photo or 28x28 pixels")
-    async def predict(request: Request, activations: bool = False) -> JSONResponse:
-        image, asked = await _read_image(request)
-        digit = to_mnist(image)
-        return JSONResponse(_prediction(predictor, digit, activations or asked))
-
-    @app.get("/api/model", summary="Summary table, metadata, metrics, layers, conv1 filters")
-    def model() -> dict:
-        return model_info
-
-    @app.get("/healthz", summary="Liveness: the process answers")
-    def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="Readiness: the model is loaded and answered a warm-up")
-    def readyz() -> JSONResponse:
-        if not app.state.ready:
-            return _error(503, "model not ready")
-        return JSONResponse({"status": "ready"})
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return HTMLResponse(_docs_page(app.openapi()))
-
-    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    """Every failure becomes {"error": ...} with a 4xx status; none leaks a traceback."""
-    statuses = [(ImageTooLargeError, 413), (UnsupportedImageError, 415), (NoDigitError, 422),
-                (ImageError, 400)]
-
-    async def image_error(_: Request, exc: Exception) -> JSONResponse:
-        status = next(code for kind, code in statuses if isinstance(exc, kind))
-        return _error(status, str(exc))
-
-    async def bad_request(_: Request, exc: Exception) -> JSONResponse:
-        return _error(exc.status, str(exc))  # type: ignore[attr-defined]
-
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))  # type: ignore[attr-defined]
-
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}  # type: ignore[attr-defined]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, f"invalid {where}: {first.get('msg', 'bad value')}")
-
-    app.add_exception_handler(ImageError, image_error)
-    app.add_exception_handler(BadRequest, bad_request)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, invalid)
-
-
-async def _read_image(request: Request) -> tuple[Any, bool]:
-    """The request's image (a PIL image or a pixel array) and whether the body asked for
-    activations. JSON, multipart and raw image bodies are accepted."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json":
-        return _from_json(await request.body())
-    if kind == "multipart/form-data":
-        return decode_image(await _upload_bytes(request)), False
-    if kind.startswith("image/") or kind == "application/octet-stream":
-        return decode_image(await request.body()), False
-    raise BadRequest(415, "send JSON, a multipart upload or image bytes, not "
-                          f"{kind or 'a body without a Content-Type'}")
-
-
-def _from_json(body: bytes) -> tuple[Any, bool]:
-    """{"pixels": 28x28} or {"image": base64 or a data: URL}, with optional "activations"."""
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or UsageError with one line saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
-    if not isinstance(payload, dict) or ("pixels" in payload) == ("image" in payload):
-        raise BadRequest(400, 'send an object with either "pixels" or "image"')
-    asked = payload.get("activations", False)
-    if not isinstance(asked, bool):
-        raise BadRequest(400, '"activations" must be true or false')
-    if "pixels" in payload:
-        return _pixels(payload["pixels"]), asked
-    return decode_image(_base64_bytes(payload["image"])), asked
-
-
-def _pixels(value: Any) -> np.ndarray:
-    """A 28x28 grid of numbers 0..255 (or 0..1) as uint8."""
-    shape_error = BadRequest(422, '"pixels" must be 28 rows of 28 numbers, 0..255 or 0..1')
-    if not isinstance(value, list) or len(value) != PIXELS_SHAPE[0]:
-        raise shape_error
-    if not all(isinstance(row, list) and len(row) == PIXELS_SHAPE[1] for row in value):
-        raise shape_error
-    if not all(type(v) in (int, float) for row in value for v in row):  # not bool, not str
-        raise shape_error
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-        raise shape_error
-    if arr.max() <= 1.0:
-        arr = arr * 255
-    return np.rint(arr).astype(np.uint8)
-
-
-def _base64_bytes(value: Any) -> bytes:
-    """Bytes from base64 text, with or without a `data:image/...;base64,` prefix."""
-    if not isinstance(value, str):
-        raise BadRequest(400, '"image" must be a base64 string')
-    if value.startswith("data:"):
-        value = value.partition(",")[2]
+        infos = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host!r}: {exc.strerror or exc}") from None
     try:
-        return base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(400, '"image" is not valid base64') from None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is in use; choose another with --port"
+                             ) from None
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+                         ) from None
+    return sock
 
 
-async def _upload_bytes(request: Request) -> bytes:
-    """The bytes of the multipart form's "file" field (or its only file)."""
-    try:
-        form = await request.form(max_files=1, max_fields=8)
-    except StarletteHTTPException:
-        raise
-    except Exception as exc:  # the multipart parser's own errors: a malformed body
-        raise BadRequest(400, f"malformed multipart body: {exc}") from None
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise BadRequest(400, 'the multipart form needs a file field named "file"')
-    return await upload.read()
-
-
-def _prediction(predictor: Predictor, digit: np.ndarray, activations: bool) -> dict:
-    """The answer for one prepared (28, 28) digit."""
-    probs = predictor.probabilities(digit[None])[0]
-    result: dict[str, Any] = {
-        "label": int(probs.argmax()),
-        "probabilities": [round(float(p), 6) for p in probs],
-        "input": digit.tolist(),
-    }
-    if activations:
-        result["activations"] = [
-            {"name": out.name, "kind": out.kind, "shape": list(out.shape),
-             "values": np.round(out.values.astype(np.float64), ROUND).tolist()}
-            for out in predictor.activations(digit)
-        ]
-    return result
-
-
-def _model_info(predictor: Predictor, layers: list) -> dict:
-    """Everything the page shows about the model itself."""
-    meta = predictor.meta
-    return {
-        "summary": predictor.summary_text,
-        "meta": meta,
-        "metrics": meta.get("metrics", {}),
-        "layers": [{"name": o.name, "kind": o.kind, "shape": list(o.shape)} for o in layers],
-        "conv1_filters": np.round(predictor.conv1_filters().astype(np.float64), ROUND).tolist(),
-    }
-
-
-def _docs_page(schema: dict) -> str:
-    """A self-contained list of the API's operations (Swagger UI would need a CDN)."""
-    rows = []
-    for path, ops in schema.get("paths", {}).items():
-        for method, op in ops.items():
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>"
-                        f"{html.escape(path)}</code></td><td>"
-                        f"{html.escape(op.get('summary', ''))}</td></tr>")
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mnist-cnn API"
-        "</title><link rel='stylesheet' href='/static/style.css'></head><body class='docs'>"
-        f"<h1>mnist-cnn API</h1><p>{html.escape(schema['info'].get('description', ''))}</p>"
-        "<p>Machine-readable schema: <a href='/openapi.json'>/openapi.json</a> (OpenAPI "
-        f"{html.escape(schema.get('openapi', ''))}).</p><table>{''.join(rows)}</table>"
-        f"<pre>{html.escape(__doc__ or '')}</pre></body></html>"
-    )
-
-
-RUN_ENV = "MNIST_CNN_SERVE_RUN"  # how worker processes learn which run to load
+def url_of(sock: socket.socket) -> str:
+    """The address a browser opens for a listening socket."""
+    host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # every interface: this one
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
 
 def app_from_env() -> FastAPI:
-    """The app for one uvicorn worker process: the run directory comes from $MNIST_CNN_SERVE_RUN."""
+    """The app for one uvicorn worker process, from $MNIST_CNN_SERVE (run, hosts, limits)."""
+    import json
     import os
 
     import torch
 
+    options = json.loads(os.environ[OPTIONS_ENV])
     torch.set_num_threads(INFERENCE_THREADS)
-    return create_app(Predictor.from_run(os.environ[RUN_ENV]))
+    hosts = AllowedHosts(options["host"], tuple(options["allowed_hosts"]))
+    return create_app(Predictor.from_run(options["run"]), Limits(**options["limits"]), hosts)
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
-          workers: int = 1) -> None:
-    """Load the run's model and serve the page and API until interrupted.
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          allowed_hosts: tuple[str, ...] = (), limits: Limits | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Listen on host:port, load the run's model and serve the page and API until
+    interrupted. The port is taken before the model loads, so a port in use is one
+    UsageError; `on_ready(url)` is called once the server is about to answer.
 
     With `workers` > 1, uvicorn runs that many processes, each with its own copy of the
     model (inference is one thread each), so concurrent requests use every core.
     """
+    import json
     import os
 
     import torch
     import uvicorn
 
+    limits = limits or Limits()
+    read_meta(run_dir)  # a missing run is named first: cheap, before taking the port
+    sock = listen(host, port)
     torch.set_num_threads(INFERENCE_THREADS)
-    predictor = Predictor.from_run(run_dir)  # a bad run fails here, before any worker starts
+    try:
+        predictor = Predictor.from_run(run_dir)  # a bad run fails here, before any worker
+    except BaseException:
+        sock.close()
+        raise
+    url = url_of(sock)
     if workers <= 1:
-        uvicorn.run(create_app(predictor), host=host, port=port, log_level="info")
+        app = create_app(predictor, limits, AllowedHosts(host, tuple(allowed_hosts)))
+        server = uvicorn.Server(uvicorn_config(app, limits, log_config=_log_config()))
+        if on_ready:
+            on_ready(url)
+        server.run(sockets=[sock])
         return
-    os.environ[RUN_ENV] = str(Path(run_dir).resolve())
+    os.environ[OPTIONS_ENV] = json.dumps({"run": str(Path(run_dir).resolve()), "host": host,
+                                          "allowed_hosts": list(allowed_hosts),
+                                          "limits": asdict(limits)})
+    port = sock.getsockname()[1]
+    sock.close()  # uvicorn binds it again at once, for the processes it starts
+    if on_ready:
+        _when_answering(url, on_ready)
     uvicorn.run("mnist_cnn.serve:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="info")
+                workers=workers, **_config_options(limits), log_config=_log_config())
 
 
-@contextmanager
-def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
-                      timeout: float = 15.0) -> Iterator[str]:
-    """Run `app` on uvicorn in a thread (port 0: a free one); yields the base URL.
-    For tests and benchmarks that need a real server on the loopback interface."""
+def _when_answering(url: str, on_ready: Callable[[str], None], timeout: float = 600) -> None:
+    """Call on_ready(url) from a thread once the port accepts connections (uvicorn's worker
+    processes take seconds to load the model; until then a browser would be refused)."""
+    parts = urlsplit(url)
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((parts.hostname, parts.port), timeout=1):
+                    return on_ready(url)
+            except OSError:
+                time.sleep(0.1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def uvicorn_config(app: Any, limits: Limits, **options: Any) -> Any:
+    """uvicorn's Config for `app` with the guarded protocol and the limits."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://{host}:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
+    return uvicorn.Config(app, **{**_config_options(limits), **options})
+
+
+def _config_options(limits: Limits) -> dict[str, Any]:
+    return {"http": "mnist_cnn.serve_http:GuardedProtocol",
+            "timeout_keep_alive": limits.keep_alive_seconds,
+            "proxy_headers": False,  # nothing in front of it: the client is the peer
+            "log_level": None}
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging with its start-up lines silenced (the CLI says where to go); the
+    access log and warnings stay."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["uvicorn.error"]["level"] = "WARNING"
+    return config

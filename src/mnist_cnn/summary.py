@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mnist_cnn.layers import non_trainable
 from mnist_cnn.model import Architecture
 
 LINE_LENGTH = 65
@@ -20,6 +21,7 @@ class LayerRow:
     kind: str  # class name, e.g. "Conv2D"
     output_shape: tuple[int, ...]  # channels-last, no batch
     params: int
+    non_trainable: int = 0  # BatchNormalization's moving statistics
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,17 @@ class Summary:
     def total_params(self) -> int:
         return sum(row.params for row in self.rows)
 
+    @property
+    def non_trainable_params(self) -> int:
+        return sum(row.non_trainable for row in self.rows)
+
 
 def summarize(arch: Architecture, model_name: str = "sequential") -> Summary:
     """The summary's data: one row per layer with its Keras name, shape and parameters."""
     rows, shape = [], arch.input_shape
     for name, layer, out in zip(arch.keras_names(), arch.layers, arch.shapes(), strict=True):
-        rows.append(LayerRow(name, type(layer).__name__, out, layer.params(shape)))
+        rows.append(LayerRow(name, type(layer).__name__, out, layer.params(shape),
+                             non_trainable(layer, shape)))
         shape = out
     return Summary(model_name, tuple(rows))
 
@@ -65,7 +72,7 @@ def render_keras(summary: Summary) -> str:
         lines.append(_row([f"{row.name} ({row.kind})", _shape_text(row.output_shape),
                            str(row.params)]))
         lines.append(("=" if i == len(summary.rows) - 1 else "_") * LINE_LENGTH)
-    total = summary.total_params
-    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}",
-              "Non-trainable params: 0", "_" * LINE_LENGTH]
+    total, frozen = summary.total_params, summary.non_trainable_params
+    lines += [f"Total params: {total:,}", f"Trainable params: {total - frozen:,}",
+              f"Non-trainable params: {frozen:,}", "_" * LINE_LENGTH]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""Where tensors live: the device choice, bfloat16 support, and data as tensors on a device."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mnist_cnn.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when present, else the CPU; asking for a missing CUDA is a UsageError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in DEVICES:
+        raise UsageError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True where bfloat16 matmuls run natively (AVX512-BF16/AMX on CPU, Ampere+ GPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a run asking for `precision` computes in bfloat16 on `device`."""
+    return precision == "bf16" and bf16_supported(device)
+
+
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bfloat16 autocast when `bf16`, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device,
+                     channels_last: bool = True) -> torch.Tensor:
+    """Images -> float32 (N, 1, H, W) on `device`.
+
+    uint8 pixels are divided by 255 (the lesson's scaling); floats are taken as already
+    scaled. float32(k) / 255 in float32 equals float32(k / 255.0 in float64) for every k, so
+    the lesson's `x / 255.0` arrays and our uint8 path give bit-identical tensors.
+    Accepts (N, H, W) and (N, H, W, 1), as Keras users hold them.
+    """
+    arr = np.asarray(images)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.uint8:
+        x = torch.tensor(arr, dtype=torch.uint8, device=device).unsqueeze(1).float() / 255.0
+    else:
+        x = torch.tensor(arr, dtype=torch.float32, device=device).unsqueeze(1)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def to_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device,
+               channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], kept whole on the device;
+    integer labels -> int64."""
+    x = images_to_tensor(images, device, channels_last)
+    return x, torch.tensor(np.asarray(labels), dtype=torch.int64, device=device)
