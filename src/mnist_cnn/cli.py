@@ -21,13 +21,14 @@ from mnist_cnn.commands import (
     report,
     serve,
     summary,
+    sweep,
     train,
 )
 from mnist_cnn.commands.common import PROG
 from mnist_cnn.errors import MnistCnnError
 
 COMMANDS = (summary, train, evaluate, report, predict, serve, export, data, bench,
-            import_keras)
+            import_keras, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -165,3 +165,26 @@ class DownloadProgress:
               file=sys.stderr, flush=True)
         if total and done >= total:
             print(file=sys.stderr)
+
+
+def sweep_table(rows, limit: int = 20) -> str:
+    """The sweep's trials, best validation accuracy first: each trial's settings, its
+    validation accuracy (the objective) and its test accuracy (information only)."""
+    keys = sorted({k for r in rows for k in r.params})
+    head = ["trial", "state", "val acc", "test acc", "train s", *keys]
+    body = [[str(r.number), r.state.lower(),
+             "" if r.val_accuracy is None else f"{100 * r.val_accuracy:.2f}%",
+             "" if r.test_accuracy is None else f"{100 * r.test_accuracy:.2f}%",
+             "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
+             *(_setting(r.params.get(k)) for k in keys)] for r in rows[:limit]]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [head, *body]]
+    more = f"\n... and {len(rows) - limit} more (see trials.csv)" if len(rows) > limit else ""
+    return "\n".join(lines) + more
+
+
+def _setting(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)

