@@ -30,7 +30,7 @@ def _saving(run_dir: Path, stop_after: int | None = None):
     return on_epoch
 
 
-@pytest.mark.parametrize("recipe", ["lesson", "fast"])
+@pytest.mark.parametrize("recipe", ["lesson", "fast", "accurate"])
 def test_resumed_run_ends_with_exactly_the_same_weights(recipe, tmp_path):
     cfg = TrainConfig(recipe=recipe, epochs=3, batch_size=32, seed=7, device="cpu")
     train = tiny_mnist(192, seed=1)

@@ -350,6 +350,7 @@ class TrainState:
     # steps done in it and its running sums (train.EpochProgress.to_dict); None at an
     # epoch's end and in earlier checkpoints.
     progress: dict[str, Any] | None = None
+    augment_rng: torch.Tensor | None = None  # the augmentation's draws; only recipes with one
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (self.config.to_dict() if f.name == "config" else getattr(self, f.name))
@@ -367,15 +368,16 @@ class TrainState:
                  if not isinstance(data.get(k), t) or isinstance(data.get(k), bool)]
         if wrong:
             raise _fail(f"missing or mistyped: {', '.join(wrong)}")
-        unknown = sorted(map(str, set(data) - set(types) - {"torch_rng", "progress"}))
+        unknown = sorted(map(str, set(data) - set(types)
+                             - {"torch_rng", "progress", "augment_rng"}))
         if unknown:
             raise _fail(f"unknown keys: {', '.join(unknown)}")
         if not (0 <= data["epoch"] <= 100_000 and 0 <= data["steps"] <= 10**12
                 and math.isfinite(data["train_seconds"]) and data["train_seconds"] >= 0):
             raise _fail("epoch, steps or train_seconds out of range")
-        rng = data.get("torch_rng")
-        if rng is not None and not isinstance(rng, torch.Tensor):
-            raise _fail("torch_rng is not a tensor")
+        for key in ("torch_rng", "augment_rng"):
+            if data.get(key) is not None and not isinstance(data[key], torch.Tensor):
+                raise _fail(f"{key} is not a tensor")
         try:
             config = TrainConfig.from_dict(data["config"])
         except MnistCnnError as exc:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_cnn import distributed
+from mnist_cnn.augment import Augment, augment_generator, random_distort
 from mnist_cnn.checkpoint import TrainState
 from mnist_cnn.config import Recipe, TrainConfig
 from mnist_cnn.device import autocast, resolve_device, to_tensors, use_bf16
@@ -67,6 +68,7 @@ class Training:
     history: list[dict[str, float]] = field(default_factory=list)
     progress: EpochProgress | None = None  # the epoch under way (None between epochs)
     ddp: torch.nn.Module | None = None  # the model's DistributedDataParallel wrapper, if any
+    distort: torch.Generator | None = None  # the augmentation's draws, saved like shuffle's
 
     @property
     def forward(self) -> torch.nn.Module:
@@ -91,7 +93,8 @@ class Training:
                           shuffle_rng=self.shuffle.get_state(), torch_rng=torch.get_rng_state(),
                           history=list(self.history), train_seconds=self.train_seconds,
                           steps=self.steps, config=config,
-                          progress=self.progress.to_dict() if self.progress else None)
+                          progress=self.progress.to_dict() if self.progress else None,
+                          augment_rng=None if self.distort is None else self.distort.get_state())
 
     def restore(self, state: TrainState) -> None:
         try:  # load_state checked the structure; the details can still disagree
@@ -101,6 +104,8 @@ class Training:
             self.shuffle.set_state(state.shuffle_rng)
             if state.torch_rng is not None:  # Dropout's masks come from torch's own RNG
                 torch.set_rng_state(state.torch_rng)
+            if self.distort is not None:
+                self.distort.set_state(state.augment_rng)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the checkpoint does not fit this run ({exc})") from None
         self.history, self.steps = list(state.history), state.steps
@@ -137,6 +142,7 @@ class Plan:
     checkpoint_seconds: float | None = None  # ... or every N seconds of training
     rank: int = 0  # under DDP: this process's part of every batch ...
     world: int = 1  # ... of this many (the batch is the global batch, split over the ranks)
+    augment: Augment | None = None  # distort each batch, drawing from Training.distort
 
 
 @dataclass
@@ -208,6 +214,8 @@ def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tens
         if plan.world > 1:
             idx, weight = distributed.shard(idx, plan.rank, plan.world)
         xb, yb = x[idx], y[idx]
+        if plan.augment is not None and t.distort is not None:
+            xb = random_distort(xb, plan.augment, t.distort)
         with autocast(device, plan.bf16):
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=plan.label_smoothing)
@@ -321,6 +329,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
         total_steps = min(total_steps, cfg.max_steps)
     spec = OptimizerSpec.named(recipe.optimizer, recipe.lr)
     t = Training.start(model, spec, schedule(recipe, total_steps), cfg.seed)
+    t.distort = augment_generator(recipe.augment, cfg.seed)  # None unless the recipe augments
     if state is not None:
         t.restore(state)
         if here.size > 1 and t.progress is not None and not here.main:
@@ -330,7 +339,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     plan = Plan(recipe.epochs, recipe.batch_size, bf16, recipe.label_smoothing, total_steps,
                 first_epoch=state.epoch if state is not None else 0,
                 checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                rank=here.rank, world=here.size)
+                rank=here.rank, world=here.size, augment=recipe.augment)
     save = None if on_epoch is None else lambda epoch: on_epoch(t.snapshot(epoch, cfg))
     with distributed.guard():
         if here.size > 1:
