@@ -1,0 +1,118 @@
+"""Several trained runs as one: `mnist-cnn ensemble RUN1 RUN2 ... --out ENS`.
+
+The ensemble is a run directory like any other (evaluate, predict, serve, report and export
+take it) whose answer is the mean of its members' probabilities:
+
+    ENS/model.json          RunMeta with "members" (where each network came from) and the
+                            first member's architecture (what summaries and the page show)
+    ENS/members/01/ ...     each member's model.json, model.safetensors, summary.txt and
+                            history.csv, written afresh from what was loaded and checked,
+                            so the ensemble stays whole if the original runs are deleted
+    ENS/summary.txt         every member's summary table
+
+The folder is built beside its target and renamed into place: a failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnist_cnn import checkpoint
+from mnist_cnn.checkpoint import MAX_MEMBERS, RunMeta, Timing, load_model, member_dir
+from mnist_cnn.errors import MnistCnnError, ModelFileError, UsageError
+from mnist_cnn.evaluate import Metrics, evaluate
+from mnist_cnn.files import atomic_write_text
+from mnist_cnn.model import Ensemble, Net
+from mnist_cnn.summary import render_keras, summarize
+
+RECIPE = "ensemble"  # model.json's recipe for an ensemble
+
+
+@dataclass(frozen=True)
+class EnsembleOutcome:
+    out: Path
+    members: list[RunMeta]
+    test: Metrics  # the ensemble's, on its dataset's test set
+
+
+def load_members(runs: list[str | Path]) -> list[tuple[Net, RunMeta]]:
+    """Each run loaded and checked: 2..MAX_MEMBERS single networks of one dataset."""
+    if not 2 <= len(runs) <= MAX_MEMBERS:
+        raise UsageError(f"an ensemble has 2 to {MAX_MEMBERS} members; {len(runs)} given")
+    loaded: list[tuple[Net, RunMeta]] = []
+    for run in runs:
+        model, meta = load_model(run)  # ModelFileError names the damaged file
+        if not isinstance(model, Net):
+            raise UsageError(f"{run}: is an ensemble itself; list its members' runs instead")
+        if loaded and meta.dataset != loaded[0][1].dataset:
+            raise UsageError(f"{run}: a {meta.dataset} model; {runs[0]} is a "
+                             f"{loaded[0][1].dataset} model, and every member must read "
+                             "the same dataset")
+        loaded.append((model, meta))
+    return loaded
+
+
+def make_ensemble(runs: list[str | Path], out: str | Path,
+                  data_dir: str | Path | None = None) -> EnsembleOutcome:
+    """Write the ensemble of `runs` to the new folder `out`, with its test-set metrics."""
+    from mnist_cnn import data
+
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"--out {out}: exists; choose a new folder for the ensemble")
+    members = load_members(runs)
+    metas = [meta for _, meta in members]
+    model = Ensemble([net for net, _ in members]).eval()
+    precision = "bf16" if all(m.timing.precision == "bf16" for m in metas) else "fp32"
+    _, (x_test, y_test) = data.load_data(metas[0].dataset, data_dir)
+    test = evaluate(model, x_test, y_test, precision)
+    meta = _ensemble_meta(runs, metas, test, precision)
+    _write_folder(out, members, meta)
+    return EnsembleOutcome(out, metas, test)
+
+
+def _ensemble_meta(runs: list[str | Path], metas: list[RunMeta], test: Metrics,
+                   precision: str) -> RunMeta:
+    from mnist_cnn.run import PREPROCESSING, versions
+
+    seconds = [m.timing.train_seconds for m in metas]
+    return RunMeta(
+        architecture=metas[0].architecture, dataset=metas[0].dataset, recipe=RECIPE,
+        hyperparameters={"members": len(metas), "combine": "mean of probabilities"},
+        preprocessing=PREPROCESSING,
+        metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
+        timing=Timing(sum(seconds) if None not in seconds else None, None, None, precision),
+        versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        members=tuple(str(r) for r in runs))
+
+
+def _write_folder(out: Path, members: list[tuple[Net, RunMeta]], meta: RunMeta) -> None:
+    """Write every file into a temporary folder beside `out`, then rename it to `out`."""
+    from mnist_cnn.run import write_run
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise MnistCnnError(f"{out}: cannot write here ({exc.strerror or exc})") from None
+    try:
+        tables = []
+        for i, (net, member_meta) in enumerate(members):
+            folder = member_dir(work, i)
+            source = Path(meta.members[i])
+            write_run(folder, net, member_meta, checkpoint.read_history(source))
+            tables.append(f"Member {i + 1:02d}: {source}\n{render_keras(summarize(net.arch))}")
+        atomic_write_text(work / checkpoint.SUMMARY, "\n".join(tables))
+        checkpoint.save_meta(work, meta)
+        work.chmod(0o755)  # mkdtemp makes an owner-only folder; a run is meant to be shared
+        os.rename(work, out)  # refuses a non-empty `out` that appeared meanwhile
+    except OSError as exc:
+        raise ModelFileError(f"{out}: cannot write the ensemble ({exc.strerror or exc})")\
+            from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
