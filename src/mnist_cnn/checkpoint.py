@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 
+from mnist_cnn.averaging import Ensemble, Model
 from mnist_cnn.config import TrainConfig
 from mnist_cnn.errors import MnistCnnError, ModelFileError
 from mnist_cnn.files import atomic_write, atomic_write_text, read_bounded, regular_file
-from mnist_cnn.model import Architecture, Ensemble, Model, Net
+from mnist_cnn.model import Architecture, Net
 
 WEIGHTS = "model.safetensors"
 META = "model.json"

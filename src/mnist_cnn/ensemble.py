@@ -10,7 +10,8 @@ take it) whose answer is the mean of its members' probabilities:
                             so the ensemble stays whole if the original runs are deleted
     ENS/summary.txt         every member's summary table
 
-The folder is built beside its target and renamed into place: a failure leaves nothing.
+The folder is built beside its target and renamed into place: a failure leaves nothing,
+and an existing folder is replaced (with --overwrite) only once the new one is whole.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_cnn import checkpoint
+from mnist_cnn.averaging import Ensemble
 from mnist_cnn.checkpoint import MAX_MEMBERS, RunMeta, Timing, load_model, member_dir
 from mnist_cnn.errors import MnistCnnError, ModelFileError, UsageError
 from mnist_cnn.evaluate import Metrics, evaluate
 from mnist_cnn.files import atomic_write_text
-from mnist_cnn.model import Ensemble, Net
+from mnist_cnn.model import Net
 from mnist_cnn.summary import render_keras, summarize
 
 RECIPE = "ensemble"  # model.json's recipe for an ensemble
@@ -41,12 +43,16 @@ class EnsembleOutcome:
 
 
 def load_members(runs: list[str | Path]) -> list[tuple[Net, RunMeta]]:
-    """Each run loaded and checked: 2..MAX_MEMBERS single networks of one dataset."""
+    """Each run loaded and checked: 2..MAX_MEMBERS different single networks of one dataset."""
     if not 2 <= len(runs) <= MAX_MEMBERS:
         raise UsageError(f"an ensemble has 2 to {MAX_MEMBERS} members; {len(runs)} given")
+    seen = [Path(r).resolve() for r in runs]
+    for i, path in enumerate(seen):
+        if path in seen[:i]:
+            raise UsageError(f"{runs[i]}: listed twice; each member is one run")
     loaded: list[tuple[Net, RunMeta]] = []
     for run in runs:
-        model, meta = load_model(run)  # ModelFileError names the damaged file
+        model, meta = load_model(run)  # ModelFileError names the damaged or missing file
         if not isinstance(model, Net):
             raise UsageError(f"{run}: is an ensemble itself; list its members' runs instead")
         if loaded and meta.dataset != loaded[0][1].dataset:
@@ -57,14 +63,14 @@ def load_members(runs: list[str | Path]) -> list[tuple[Net, RunMeta]]:
     return loaded
 
 
-def make_ensemble(runs: list[str | Path], out: str | Path,
-                  data_dir: str | Path | None = None) -> EnsembleOutcome:
-    """Write the ensemble of `runs` to the new folder `out`, with its test-set metrics."""
+def make_ensemble(runs: list[str | Path], out: str | Path, data_dir: str | Path | None = None,
+                  overwrite: bool = False) -> EnsembleOutcome:
+    """Write the ensemble of `runs` to the folder `out`, with its test-set metrics. An
+    existing `out` is refused unless `overwrite`, which replaces it as a whole."""
     from mnist_cnn import data
 
     out = Path(out)
-    if out.exists() or out.is_symlink():
-        raise UsageError(f"--out {out}: exists; choose a new folder for the ensemble")
+    _check_out(out, runs, overwrite)
     members = load_members(runs)
     metas = [meta for _, meta in members]
     model = Ensemble([net for net, _ in members]).eval()
@@ -74,6 +80,20 @@ def make_ensemble(runs: list[str | Path], out: str | Path,
     meta = _ensemble_meta(runs, metas, test, precision)
     _write_folder(out, members, meta)
     return EnsembleOutcome(out, metas, test)
+
+
+def _check_out(out: Path, runs: list[str | Path], overwrite: bool) -> None:
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise UsageError(f"--out {out}: exists; choose a new folder for the ensemble, or "
+                             "add --overwrite to replace it as a whole")
+        if not out.is_dir() or out.is_symlink():
+            raise UsageError(f"--out {out}: exists and is not a folder; choose another --out")
+    target = out.resolve()
+    for run in runs:  # replacing a member, or a folder holding one, would lose it
+        member = Path(run).resolve()
+        if member == target or target in member.parents:
+            raise UsageError(f"--out {out}: holds the member {run}; choose another --out")
 
 
 def _ensemble_meta(runs: list[str | Path], metas: list[RunMeta], test: Metrics,
@@ -92,27 +112,47 @@ def _ensemble_meta(runs: list[str | Path], metas: list[RunMeta], test: Metrics,
 
 
 def _write_folder(out: Path, members: list[tuple[Net, RunMeta]], meta: RunMeta) -> None:
-    """Write every file into a temporary folder beside `out`, then rename it to `out`."""
-    from mnist_cnn.run import write_run
-
+    """Write every file into a temporary folder beside `out`, then put it in `out`'s place."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as exc:
         raise MnistCnnError(f"{out}: cannot write here ({exc.strerror or exc})") from None
     try:
-        tables = []
-        for i, (net, member_meta) in enumerate(members):
-            folder = member_dir(work, i)
-            source = Path(meta.members[i])
-            write_run(folder, net, member_meta, checkpoint.read_history(source))
-            tables.append(f"Member {i + 1:02d}: {source}\n{render_keras(summarize(net.arch))}")
-        atomic_write_text(work / checkpoint.SUMMARY, "\n".join(tables))
-        checkpoint.save_meta(work, meta)
+        _write_files(work, members, meta)
         work.chmod(0o755)  # mkdtemp makes an owner-only folder; a run is meant to be shared
-        os.rename(work, out)  # refuses a non-empty `out` that appeared meanwhile
+        _swap(work, out)
     except OSError as exc:
         raise ModelFileError(f"{out}: cannot write the ensemble ({exc.strerror or exc})")\
             from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_files(folder: Path, members: list[tuple[Net, RunMeta]], meta: RunMeta) -> None:
+    """members/NN (each a run of its own), summary.txt, and model.json last."""
+    from mnist_cnn.run import write_run
+
+    tables = []
+    for i, (net, member_meta) in enumerate(members):
+        source = Path(meta.members[i])
+        write_run(member_dir(folder, i), net, member_meta, checkpoint.read_history(source))
+        tables.append(f"Member {i + 1:02d}: {source}\n{render_keras(summarize(net.arch))}")
+    atomic_write_text(folder / checkpoint.SUMMARY, "\n".join(tables))
+    checkpoint.save_meta(folder, meta)
+
+
+def _swap(work: Path, out: Path) -> None:
+    """Rename `work` to `out`; an existing `out` is set aside first and removed after."""
+    if not out.exists():
+        os.rename(work, out)  # refuses a non-empty `out` that appeared meanwhile
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    os.rename(out, old / out.name)
+    try:
+        os.rename(work, out)
+    except OSError:
+        os.rename(old / out.name, out)  # put the earlier folder back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

@@ -226,63 +226,6 @@ class Net(nn.Module):
         return outputs
 
 
-# The smallest positive normal float32: log(0) would be -inf, which a loss turns into nan.
-_TINY = torch.finfo(torch.float32).tiny
-
-
-class Averaging(nn.Module):
-    """A model whose answer is an average of probabilities (an ensemble, test-time
-    augmentation). `probabilities` computes that average; `forward` returns its log, which
-    is a valid set of logits: softmax(log p) = p, since p already sums to 1."""
-
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.probabilities(x).clamp_min(_TINY))
-
-
-def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, classes) float32 probabilities of `model` on `x`: an Averaging model's own
-    average (exactly), any other model's softmax of its logits."""
-    if isinstance(model, Averaging):
-        return model.probabilities(x)
-    return torch.softmax(model(x).float(), dim=1)
-
-
-class Ensemble(Averaging):
-    """Several networks as one: the mean of their probabilities. It shows itself as its first
-    member (`arch`, `layers`, every layer's output) and answers as the whole (`forward`, the
-    last output of `forward_all`)."""
-
-    def __init__(self, members: list[Net]):
-        super().__init__()
-        if not members:
-            raise ArchitectureError("an ensemble needs at least one network")
-        self.members = nn.ModuleList(members)
-
-    @property
-    def arch(self) -> Architecture:
-        return self.members[0].arch
-
-    @property
-    def layers(self) -> nn.ModuleDict:
-        return self.members[0].layers
-
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        # (members, B, classes) -> (B, classes); float32 whatever autocast ran the layers in
-        return torch.stack([torch.softmax(m(x).float(), dim=1) for m in self.members]).mean(0)
-
-    def forward_all(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        """The first member's layer outputs, its last replaced by the ensemble's logits."""
-        outputs = self.members[0].forward_all(x)
-        name, _ = outputs[-1]
-        return [*outputs[:-1], (name, self(x))]
-
-
-Model = Net | Ensemble  # what a run directory loads as: one network, or several averaged
-
-
 def build_model(arch: Architecture | str, seed: int | None = None) -> Net:
     """Build `arch` with Keras' initialisation; `seed` makes the weights reproducible."""
     if isinstance(arch, str):

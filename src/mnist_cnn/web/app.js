@@ -27,6 +27,7 @@
 
   const page = { forwardMs: [] }; // for tests and curious readers: window.mnistPage
   let model = null, cards = {}, server = false;
+  let others = [];    // an ensemble's other members: the page answers with the mean of all
   let strokes = [];   // each stroke: [[x, y], ...] in pad pixels; undo pops one
   let current = null; // the stroke being drawn
   let photo = null;   // an uploaded photo shown under the strokes
@@ -134,11 +135,25 @@
   function run(digit) { // digit: 784 bytes, light ink on black
     const input = Float32Array.from(digit, (v) => v / 255);
     const t0 = performance.now();
-    const result = MnistEngine.forward(model, input);
+    const result = answer(input);
     page.forwardMs.push(performance.now() - t0);
     show(result, digit);
     const probabilities = Array.from(result.probabilities);
     return { input: Array.from(digit), probabilities, label: probabilities.indexOf(Math.max(...probabilities)) };
+  }
+
+  // The first network's layer outputs; for an ensemble, the answer (the bars and the last
+  // layer's card) is the mean of every member's probabilities, as the server computes it.
+  function answer(input) {
+    const result = MnistEngine.forward(model, input);
+    if (!others.length) return result;
+    const mean = Float32Array.from(result.probabilities);
+    for (const member of others) {
+      MnistEngine.forward(member, input).probabilities.forEach((p, d) => { mean[d] += p; });
+    }
+    for (let d = 0; d < mean.length; d++) mean[d] /= others.length + 1;
+    result.outputs[result.outputs.length - 1].data = mean;
+    return { outputs: result.outputs, probabilities: mean };
   }
 
   function show(result, digit) {
@@ -208,9 +223,13 @@
   function describe(info, layers) {
     const meta = info.meta || {}, acc = (meta.metrics || {}).test_accuracy;
     const params = layers.reduce((sum, L) => sum + L.params, 0);
-    $("model-line").textContent = [meta.dataset && `trained on ${meta.dataset}`,
+    $("model-line").textContent = [
+      meta.members > 1 && `an ensemble of ${meta.members} networks: the answer is the mean of ` +
+        "their probabilities; the layers shown are the first network's",
+      meta.dataset && `trained on ${meta.dataset}`,
       typeof acc === "number" && `test accuracy ${MnistView.percent(acc)}`,
-      `${params.toLocaleString("en-US")} parameters`].filter(Boolean).join(" · ");
+      `${params.toLocaleString("en-US")} parameters` + (meta.members > 1 ? " in the first" : ""),
+    ].filter(Boolean).join(" · ");
     $("summary").textContent = info.summary || "";
     MnistView.fitText($("summary"));
     const conv = layers.find((L) => L.type === "Conv2D");
@@ -230,6 +249,8 @@
       if (!info) throw new Error("model.js is missing or did not load");
       const tensors = MnistEngine.readSafetensors(MnistEngine.decodeBase64(info.weights));
       model = MnistEngine.build(info.architecture, tensors);
+      others = (info.members || []).map((m) => MnistEngine.build(
+        m.architecture, MnistEngine.readSafetensors(MnistEngine.decodeBase64(m.weights))));
     } catch (err) {
       $("model-line").textContent = `could not load the model: ${err.message}`;
       $("model-line").classList.add("error");
