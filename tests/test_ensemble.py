@@ -314,3 +314,37 @@ def test_a_single_network_still_loads_as_a_net(members):
     model, meta = load_model(members[0])
     assert isinstance(model, Net) and meta.members == ()
     assert "members" not in json.loads((members[0] / "model.json").read_text())
+
+
+# --- the page, in a real browser --------------------------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_served_page_answers_with_the_mean_and_says_so(ensemble, members, mnist):
+    from browser_kit import CHROMIUM, CLASSIFY, launch
+    from playwright.sync_api import sync_playwright
+    from server_kit import background_server
+
+    from mnist_cnn.serve_app import create_app
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    digits = mnist[1][0][:50]
+    with background_server(create_app(Predictor.from_run(ensemble))) as url, \
+            sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        problems = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("[data-name=conv2d] canvas")
+        line = page.locator("#model-line").text_content()
+        results = page.evaluate(CLASSIFY, [d.ravel().tolist() for d in digits])
+        browser.close()
+    assert problems == []
+    assert line.startswith(f"an ensemble of {len(SEEDS)} networks")
+    got = np.array([r["probabilities"] for r in results])
+    x = torch.from_numpy(digits.astype(np.float32) / 255).unsqueeze(1)
+    assert np.abs(got - _members_mean(members, x).numpy()).max() < 1e-4  # browser vs torch
+    first = np.array(Predictor.from_run(members[0]).probabilities(digits))
+    assert np.abs(got - first).max() > 1e-3  # not the first member alone
