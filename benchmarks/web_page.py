@@ -9,6 +9,9 @@ Chromium (headless, through Playwright) and measures with performance.now() insi
 - weights transport: decoding model.js's base64 safetensors into Float32Arrays, against
   JSON.parse of the same weights written as JSON number arrays (the other way to embed them);
 - the network's forward pass for one MNIST test digit (every layer's output kept);
+- the page's saliency for that digit (gradient.js): gradient x input (one forward and one
+  backward pass) and integrated gradients with 32 steps (33 of each), as the page computes
+  it after every drawing (fewer repeats: --saliency-repeats);
 - the browser's preprocessing (preprocess.js) of a 280x280 drawing on the pad;
 - the whole page update for one drawing: preprocessing, forward pass and every picture.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -43,6 +47,16 @@ TIMINGS = {
         const x = Float32Array.from(digit, (v) => v / 255), t = [];
         for (let i = 0; i < n; i++) { const t0 = performance.now();
           MnistEngine.forward(mnistPage.model, x); t.push(performance.now() - t0); } return t; }""",
+    "saliency: gradient x input": """([n, digit]) => {
+        const x = Float32Array.from(digit, (v) => v / 255), t = [];
+        for (let i = 0; i < n; i++) { const t0 = performance.now();
+          MnistGradient.gradientXInput(mnistPage.model, x); t.push(performance.now() - t0); }
+        return t; }""",
+    "saliency: integrated gradients, 32": """([n, digit]) => {
+        const x = Float32Array.from(digit, (v) => v / 255), t = [];
+        for (let i = 0; i < n; i++) { const t0 = performance.now();
+          MnistGradient.integratedGradients(mnistPage.model, x, 32);
+          t.push(performance.now() - t0); } return t; }""",
     "preprocess a 280x280 drawing": """(n) => { const pad = document.getElementById('pad');
         const image = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height);
         const t = []; for (let i = 0; i < n; i++) { const t0 = performance.now();
@@ -88,7 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--saliency-repeats", type=int, default=25)
     args = parser.parse_args()
+    print("load average at the start", *os.getloadavg())
 
     from playwright.sync_api import sync_playwright
 
@@ -103,17 +119,22 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto((folder / "index.html").as_uri())
-        page.wait_for_function("window.mnistPage && mnistPage.ready")
+        while not page.evaluate("Boolean(window.mnistPage && mnistPage.ready)"):
+            page.wait_for_timeout(50)  # the page's CSP refuses wait_for_function's eval
         ready = page.evaluate("mnistPage.readyMs")  # from navigation to a usable page
         print(f"{'page ready (ms after navigation)':34s} {ready:>10.1f}")
         page.locator("#example").click()  # a drawing on the pad (the example 0)
         inputs = {"JSON.parse number arrays": [args.repeats, numbers_json(args.run)],
-                  "forward pass, one digit": [args.repeats, digit]}
+                  "forward pass, one digit": [args.repeats, digit],
+                  "saliency: gradient x input": [args.repeats, digit],
+                  "saliency: integrated gradients, 32": [args.saliency_repeats + 2, digit]}
         for name, script in TIMINGS.items():
-            ms = page.evaluate(script, inputs.get(name, args.repeats))[5:]  # after warm-up
+            warm = 2 if name.endswith(", 32") else 5
+            ms = page.evaluate(script, inputs.get(name, args.repeats))[warm:]  # after warm-up
             print(f"{name:34s} median {statistics.median(ms):7.2f} ms  "
                   f"(min {min(ms):.2f}, max {max(ms):.2f}, {len(ms)} runs)")
         print("chromium", browser.version)
+        print("load average at the end", *os.getloadavg())
         browser.close()
 
 

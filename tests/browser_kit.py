@@ -4,6 +4,8 @@ for digits, pictures of page elements, and the page's own pipeline called from a
 from __future__ import annotations
 
 import io
+import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,48 @@ CLASSIFY = """(digits) => digits.map((d) => {
     d.forEach((v, i) => image.data.set([v, v, v, 255], 4 * i));
     return mnistPage.classify(image);
 })"""
+
+
+# Everything the engine must get right beyond the lesson's network: strides, Keras' 'same'
+# padding (asymmetric here), a non-square kernel, average pooling over real cells, max pooling
+# with -inf padding, batch normalization on maps and on a vector, dropout, no bias, sigmoid
+# and tanh; and a convolution over 8 input channels (the page's per-channel arithmetic).
+CUSTOM = [
+    {"type": "Conv2D", "filters": 8, "kernel_size": [5, 4], "strides": 2, "padding": "same",
+     "activation": "relu"},
+    {"type": "BatchNormalization"},
+    {"type": "AveragePooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
+    {"type": "Conv2D", "filters": 6, "kernel_size": 3, "strides": [1, 2], "activation": "tanh",
+     "use_bias": False},
+    {"type": "MaxPooling2D", "pool_size": 2, "strides": 1, "padding": "same"},
+    {"type": "Flatten"},
+    {"type": "Dropout", "rate": 0.5},
+    {"type": "Dense", "units": 16, "activation": "sigmoid"},
+    {"type": "BatchNormalization"},
+    {"type": "Dense", "units": 10, "activation": "softmax"},
+]
+
+
+def make_custom_run(run: Path) -> Path:
+    """The CUSTOM network saved as a run, with random weights, and moving statistics that are
+    not the identity (a fresh BatchNormalization's mean 0, variance 1 would hide a mistake)."""
+    import torch
+
+    from mnist_cnn.checkpoint import save_model
+    from mnist_cnn.model import Architecture, build_model
+
+    arch = Architecture.from_dict({"name": "custom", "input_shape": [28, 28, 1],
+                                   "layers": CUSTOM})
+    model = build_model(arch, seed=0)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith(("gamma", "moving_variance")):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
+            elif name.endswith(("beta", "moving_mean")):
+                tensor.copy_(0.3 * torch.randn(tensor.shape, generator=generator))
+    save_model(run, model, {"dataset": "mnist"})
+    return run
 
 
 def launch(playwright):
@@ -81,3 +125,57 @@ def assert_every_layer_responds(page, empty: dict[str, float]) -> None:
 def blank_pictures(page) -> dict[str, float]:
     return {name: picture(page.locator(f"[data-name={name}]").locator("canvas, ol")).std()
             for name in layer_names(page)}
+
+
+def wait_until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll `expression` in the page until it is true (the page's CSP forbids the `eval`
+    behind Playwright's wait_for_function polling)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
+def click_map(page, layer: str, shape: tuple[int, ...], cell: int, y: int, x: int) -> None:
+    """Click pixel (y, x) of map `cell` in a layer's card, located from the documented
+    layout alone: maps of shape (C, H, W) in rows of min(8, C), one canvas pixel apart."""
+    channels, h, w = shape
+    cols = min(8, channels)
+    canvas = page.locator(f"[data-name={layer}] canvas")
+    canvas.evaluate("(c) => c.scrollIntoView({block: 'center'})")  # every pixel in view
+    box = canvas.bounding_box()
+    scale = box["width"] / canvas.evaluate("(c) => c.width")
+    assert scale > 1, "a map pixel is smaller than a CSS pixel: choose a larger viewport"
+    px, py = (cell % cols) * (w + 1) + x, (cell // cols) * (h + 1) + y
+
+    def inside(start: float) -> float:  # a click lands on whole CSS pixels: one in the span
+        whole = math.ceil(start + 1e-6)
+        return whole if whole < start + scale - 1e-6 else start + scale / 2
+
+    page.mouse.click(inside(box["x"] + px * scale), inside(box["y"] + py * scale))
+
+
+def open_page(browser, url: str, size=SIZES[0], locale: str = "en-US"):
+    """A page at `url` in a fresh context (viewport, touch, locale), its problems recorded,
+    every request other than file: and the page's own server refused."""
+    name, width, height, touch = size
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=locale,
+                                  device_scale_factor=2 if touch else 1, has_touch=touch)
+    pg = context.new_page()
+    pg.problems, pg.blocked = [], []
+    origin = url.split("/index.html")[0] if url.startswith("file:") else url.rstrip("/")
+
+    def block(route):
+        if route.request.url.startswith(("file:", origin, "data:")):
+            return route.continue_()
+        pg.blocked.append(route.request.url)
+        return route.abort()
+
+    context.route("**/*", block)
+    pg.on("pageerror", lambda e: pg.problems.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(m.text))
+    pg.goto(url)
+    wait_until(pg, "window.mnistPage && mnistPage.ready === true")
+    pg.shot_name = name
+    return context, pg

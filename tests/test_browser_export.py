@@ -24,6 +24,7 @@ from browser_kit import (
     expect_label,
     launch,
     layer_names,
+    make_custom_run,
 )
 
 pytestmark = MARKS
@@ -126,48 +127,9 @@ def test_the_summary_fits_and_cards_align(page):
     assert all(len(views) == 1 for views in rows.values()), rows  # one picture line per row
 
 
-# Everything the engine must get right beyond the lesson's network: strides, Keras' 'same'
-# padding (asymmetric here), a non-square kernel, average pooling over real cells, max pooling
-# with -inf padding, batch normalization on maps and on a vector, dropout, no bias, sigmoid
-# and tanh.
-CUSTOM = [
-    {"type": "Conv2D", "filters": 8, "kernel_size": [5, 4], "strides": 2, "padding": "same",
-     "activation": "relu"},
-    {"type": "BatchNormalization"},
-    {"type": "AveragePooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
-    {"type": "Conv2D", "filters": 6, "kernel_size": 3, "strides": [1, 2], "activation": "tanh",
-     "use_bias": False},
-    {"type": "MaxPooling2D", "pool_size": 2, "strides": 1, "padding": "same"},
-    {"type": "Flatten"},
-    {"type": "Dropout", "rate": 0.5},
-    {"type": "Dense", "units": 16, "activation": "sigmoid"},
-    {"type": "BatchNormalization"},
-    {"type": "Dense", "units": 10, "activation": "softmax"},
-]
-
-
 @pytest.fixture(scope="module")
 def custom_run(tmp_path_factory):
-    """The CUSTOM network with random weights, and moving statistics that are not the
-    identity (a fresh BatchNormalization's mean 0, variance 1 would hide a mistake)."""
-    import torch
-
-    from mnist_cnn.checkpoint import save_model
-    from mnist_cnn.model import Architecture, build_model
-
-    arch = Architecture.from_dict({"name": "custom", "input_shape": [28, 28, 1],
-                                   "layers": CUSTOM})
-    model = build_model(arch, seed=0)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith(("gamma", "moving_variance")):
-                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
-            elif name.endswith(("beta", "moving_mean")):
-                tensor.copy_(0.3 * torch.randn(tensor.shape, generator=generator))
-    run = tmp_path_factory.mktemp("custom") / "run"
-    save_model(run, model, {"dataset": "mnist"})
-    return run
+    return make_custom_run(tmp_path_factory.mktemp("custom") / "run")
 
 
 def test_a_custom_architecture_agrees_with_torch(browser, custom_run, tmp_path, mnist):

@@ -321,11 +321,11 @@ def test_a_single_network_still_loads_as_a_net(members):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_served_page_answers_with_the_mean_and_says_so(ensemble, members, mnist):
-    from browser_kit import CHROMIUM, CLASSIFY, launch
     from playwright.sync_api import sync_playwright
-    from server_kit import background_server
 
+    from browser_kit import CHROMIUM, CLASSIFY, launch
     from mnist_cnn.serve_app import create_app
+    from server_kit import background_server
 
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium")

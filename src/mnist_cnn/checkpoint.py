@@ -96,6 +96,50 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class CalibrationMeta:
+    """model.json's "calibration": the "not sure" line `mnist-cnn report` chose on held-out
+    images (docs/TRUST.md), for the page; `weights` names the weights it was chosen for."""
+
+    not_sure_below: float  # top softmax probability below which an answer is "not sure"
+    target_accuracy: float  # below the line, held-out answers were right less often
+    temperature: float  # softmax(logits / T) is calibrated; the line above is on T = 1
+    fitted_on: str  # "validation", or "training": images the model learned from
+    images: int  # how many held-out images the line was chosen on
+    weights: str  # weights_digest() of the model it was chosen for
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CalibrationMeta:
+        data = _flat(data, "calibration")
+        names = [f.name for f in fields(cls)]
+        if sorted(data) != sorted(names):
+            raise _fail(f"calibration needs exactly the keys {', '.join(names)}")
+        numbers = [data[k] for k in ("not_sure_below", "target_accuracy", "temperature")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) \
+                or not (0 <= numbers[0] <= 1 and 0 < numbers[1] < 1 and numbers[2] > 0):
+            raise _fail("calibration: not_sure_below, target_accuracy or temperature out of range")
+        if data["fitted_on"] not in ("validation", "training") or not isinstance(
+                data["images"], int) or isinstance(data["images"], bool) or data["images"] < 1:
+            raise _fail("calibration: fitted_on must be validation or training, images a count")
+        if not isinstance(data["weights"], str) or len(data["weights"]) != 64:
+            raise _fail("calibration: weights must be a sha256 digest")
+        return cls(*(float(v) for v in numbers), data["fitted_on"], data["images"],
+                   data["weights"])
+
+
+def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the weights' names, shapes and float32 values: the same for the same
+    numbers however the file was laid out."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}{list(value.shape)}".encode())
+        digest.update(value.numpy().astype("<f4").tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
 class RunMeta:
     """model.json: what the model is and how it came to be."""
 
@@ -110,6 +154,7 @@ class RunMeta:
     date: str | None = None
     config: TrainConfig | None = None  # the training configuration, as resolved
     source: dict[str, str] | None = None  # where an imported model came from
+    calibration: CalibrationMeta | None = None  # written by `mnist-cnn report`
     # An ensemble: the runs its networks were copied from, in order (members/01, ...), as
     # information; empty for a single network (and then not written at all).
     members: tuple[str, ...] = ()
@@ -124,9 +169,10 @@ class RunMeta:
                 continue
             if isinstance(value, (Architecture, TrainConfig)):
                 value = value.to_dict()
-            elif isinstance(value, Timing):
-                value = {k.name: getattr(value, k.name) for k in fields(Timing)}
-            out[f.name] = value
+            elif isinstance(value, (Timing, CalibrationMeta)):
+                value = {k.name: getattr(value, k.name) for k in fields(value)}
+            if f.name != "calibration" or value is not None:  # absent until a report
+                out[f.name] = value
         return out
 
     @classmethod
@@ -154,7 +200,7 @@ class RunMeta:
         for key in ("dataset", "recipe", "date"):
             if not isinstance(data.get(key, ""), (str, type(None))):
                 raise _fail(f"{key} must be a string, not {type(data[key]).__name__}")
-        source = data.get("source")
+        source, calibration = data.get("source"), data.get("calibration")
         members = _members(data.get("members", []))
         return cls(arch, data.get("dataset", "mnist"), data.get("recipe"),
                    _flat(data.get("hyperparameters", {}), "hyperparameters"),
@@ -162,7 +208,9 @@ class RunMeta:
                    {k: float(v) for k, v in metrics.items()},
                    Timing.from_dict(data.get("timing", {})),
                    _flat(data.get("versions", {}), "versions"), data.get("date"), config,
-                   None if source is None else _flat(source, "source"), members)
+                   None if source is None else _flat(source, "source"),
+                   None if calibration is None else CalibrationMeta.from_dict(calibration),
+                   members)
 
 
 def _members(value: Any) -> tuple[str, ...]:
@@ -196,10 +244,8 @@ def save_model(run_dir: Path, model: Net, meta: RunMeta | dict[str, Any]) -> Non
 
 
 def save_meta(run_dir: Path, meta: RunMeta, arch: Architecture | None = None) -> None:
-    """Write model.json (with `arch` as its architecture, when given)."""
-    meta_dict = meta.to_dict()
-    if arch is not None:
-        meta_dict["architecture"] = arch.to_dict()
+    """Write model.json alone (atomically), with `arch` as the architecture if given."""
+    meta_dict = {**meta.to_dict(), "architecture": (arch or meta.architecture).to_dict()}
     atomic_write_text(run_dir / META, json.dumps(meta_dict, indent=2) + "\n")
 
 

@@ -5,7 +5,8 @@ switched off there).
 
     OUT/index.html       the page: the same file `mnist-cnn serve` serves
     OUT/static/          the page's scripts and style (engine, preprocessing, views, app)
-    OUT/model.js         the model: architecture, summary, metrics, and the weights as a
+    OUT/model.js         the model: architecture, summary, metrics, the "not sure" line
+                         when `mnist-cnn report` has chosen one, and the weights as a
                          base64 safetensors file, in one script (browsers refuse fetch() of
                          file:// URLs, but load a <script> from beside the page)
     OUT/README.txt       what this is and how to publish it
@@ -56,6 +57,7 @@ def model_script(model: torch.nn.Module, meta: RunMeta | None, server: bool = Fa
         **_network(nets[0]),
         "summary": render_keras(summarize(nets[0].arch)),
         "meta": _facts(meta),
+        "calibration": _calibration(model.state_dict(), meta),  # the whole model's line
         "server": server,
         "members": [_network(net) for net in nets[1:]],
     }
@@ -79,6 +81,20 @@ def _facts(meta: RunMeta | None) -> dict[str, Any]:
         return {}
     return {"dataset": meta.dataset, "recipe": meta.recipe, "metrics": meta.metrics,
             "date": meta.date, "members": len(meta.members)}
+
+
+def _calibration(tensors: dict[str, torch.Tensor], meta: RunMeta | None) -> dict | None:
+    """The page's "not sure" line from model.json (written by `mnist-cnn report`): None when
+    the run has none, {"stale": true} when it was chosen for other weights than these."""
+    from mnist_cnn.checkpoint import weights_digest
+
+    cal = meta.calibration if meta is not None else None
+    if cal is None:
+        return None
+    if cal.weights != weights_digest(tensors):
+        return {"stale": True}
+    return {"not_sure_below": cal.not_sure_below, "target_accuracy": cal.target_accuracy,
+            "fitted_on": cal.fitted_on, "images": cal.images}
 
 
 def export_web(run_dir: str | Path, out_dir: str | Path) -> Path:
@@ -175,10 +191,14 @@ web host (a course website, an intranet share). Nothing is loaded from
 anywhere else.
 
   index.html    the page
-  static/       its scripts and style: engine.js computes the network, preprocess.js turns
-                a drawing into a 28x28 MNIST-style digit, view.js and app.js draw the page
-  model.js      the model: architecture, summary, and the weights (a safetensors file,
-                base64-encoded), as a script so that it also loads from disk
+  static/       its scripts and style: engine.js computes the network, gradient.js its
+                saliency maps, arithmetic.js the numbers behind a clicked map pixel,
+                preprocess.js turns a drawing into a 28x28 MNIST-style digit, i18n.js holds
+                the page's words in English and Korean, view.js, detail.js, pad.js and
+                app.js draw the page
+  model.js      the model: architecture, summary, the "not sure" line when the run has a
+                report, and the weights (a safetensors file, base64-encoded), as a script so
+                that it also loads from disk
 
 Photos of digits need the server's preprocessing (paper, shadows, camera noise), so the
 photo button is switched off here; `mnist-cnn serve RUN` offers it.

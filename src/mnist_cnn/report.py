@@ -59,6 +59,7 @@ class ReportData:
     examples: list[Example]
     summary: Summary
     trust: TrustData  # saliency, calibration, robustness
+    weights: str  # checkpoint.weights_digest of the model reported on
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ReportResult:
     html: Path
     markdown: Path
     calibration: Path  # calibration.json: temperature, "not sure" thresholds, ECEs
+    meta: Path  # the run's model.json, which now carries the page's "not sure" line
     test_accuracy: float
     test_loss: float
     test_count: int
@@ -100,7 +102,8 @@ def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> R
         meta=meta, classes=dataset.classes, history=checkpoint.read_history(run_dir),
         metrics=metrics, predictions=predictions, test_images=images, test_labels=labels,
         mistakes=mistakes, filters=predictor.conv1_filters(), examples=examples,
-        summary=summarize(predictor.arch), trust=trust)
+        summary=summarize(predictor.arch), trust=trust,
+        weights=checkpoint.weights_digest(predictor.model.state_dict()))
 
 
 def _mistakes(probabilities: np.ndarray, labels: np.ndarray) -> list[Mistake]:
@@ -181,5 +184,24 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
     atomic_write_text(html_path, render_html(report, paths, run_dir))
     atomic_write_text(md_path, render_markdown(report, paths, run_dir))
     m = report.metrics
-    return ReportResult(out, paths, html_path, md_path, cal_path, m.accuracy, m.loss, m.count,
-                        report)
+    return ReportResult(out, paths, html_path, md_path, cal_path, _keep_calibration(
+        Path(run_dir), report), m.accuracy, m.loss, m.count, report)
+
+
+def _keep_calibration(run_dir: Path, report: ReportData) -> Path:
+    """Put the "not sure" line into the run's model.json (atomically), where the page's
+    export and server find it beside the weights it was chosen for."""
+    from dataclasses import replace
+
+    from mnist_cnn import checkpoint
+    from mnist_cnn.errors import MnistCnnError
+
+    meta = replace(checkpoint.read_meta(run_dir),
+                   calibration=report.trust.for_page(report.weights))
+    try:
+        checkpoint.save_meta(run_dir, meta)
+    except OSError as exc:
+        raise MnistCnnError(f"{run_dir / checkpoint.META}: the report is written, but the "
+                            f"\"not sure\" line cannot be saved here ({exc.strerror or exc})"
+                            ) from None
+    return run_dir / checkpoint.META

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnist_cnn.calibration import Calibration
-from mnist_cnn.checkpoint import RunMeta
+from mnist_cnn.calibration import NOT_SURE_ACCURACY, Calibration
+from mnist_cnn.checkpoint import CalibrationMeta, RunMeta
 from mnist_cnn.robustness import Sweep
 from mnist_cnn.saliency import Attribution
 
@@ -53,6 +53,14 @@ class TrustData:
                               "seen_in_training": part.seen_in_training,
                               "first_training_index": part.first, "images": len(part.labels)},
                 **self.calibration.to_dict()}
+
+    def for_page(self, weights: str) -> CalibrationMeta:
+        """model.json's "calibration": the raw "not sure" line, for the page's plain softmax;
+        `weights` is checkpoint.weights_digest of the model it was fitted for."""
+        cal, part = self.calibration, self.held_out
+        return CalibrationMeta(cal.not_sure_raw, NOT_SURE_ACCURACY, cal.temperature,
+                               "training" if part.seen_in_training else "validation",
+                               len(part.labels), weights)
 
     def completeness(self) -> tuple[float, float]:
         """(median, max) relative completeness error of every integrated-gradients map."""

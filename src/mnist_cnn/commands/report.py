@@ -29,6 +29,8 @@ def write(run_dir: Path, out: str | None, data_dir: str | None) -> int:
     from mnist_cnn.report import write_report
 
     result = write_report(run_dir, out, data_dir)
+    line = result.data.trust.calibration.not_sure_raw
     print(f"Report: test accuracy {result.test_accuracy:.2%}, {len(result.figures)} figures "
-          f"in {result.out_dir}/\nOpen {result.html}")
+          f"in {result.out_dir}/\nOpen {result.html}\n"
+          f"The page's \"not sure\" line ({line:.1%}) is saved in {result.meta}")
     return 0

@@ -263,17 +263,22 @@ var MnistEngine = (function () {
     Dense: dense, Dropout: (x) => x, BatchNormalization: batchNorm,
   };
 
-  // input: the image as (H, W, C) floats in 0..1 (for one channel: 784 values, row by row).
-  // Returns every layer's output after its activation and the final probabilities: the
-  // model's last output through softmax (a final softmax layer is computed once, as torch's
-  // logits -> softmax).
-  function forward(model, input) {
-    const [h, w, c] = model.inputShape;
-    let x = new Float32Array(c * h * w);
+  // (H, W, C) channels-last values -> the (C, H, W) map the layers work on.
+  function toMaps(model, input) {
+    const [h, w, c] = model.inputShape, x = new Float32Array(c * h * w);
     for (let ch = 0; ch < c; ch++) {
       for (let i = 0; i < h * w; i++) x[ch * h * w + i] = input[i * c + ch];
     }
-    const outputs = [];
+    return x;
+  }
+
+  // input: the image as (H, W, C) floats in 0..1 (for one channel: 784 values, row by row).
+  // Returns the input as maps, every layer's output after its activation, the logits (the
+  // last layer before its softmax) and the probabilities: softmax of the logits, as torch
+  // computes logits -> softmax (a final softmax layer is computed once).
+  function forward(model, input) {
+    const maps = toMaps(model, input), outputs = [];
+    let x = maps;
     model.layers.forEach((L, i) => {
       const last = i === model.layers.length - 1;
       x = RUN[L.type](x, L);
@@ -282,8 +287,8 @@ var MnistEngine = (function () {
     });
     const probabilities = softmax(x, 1);
     outputs[outputs.length - 1].data = probabilities;
-    return { outputs, probabilities };
+    return { input: maps, outputs, logits: x, probabilities };
   }
 
-  return { decodeBase64, readSafetensors, build, forward, window1d };
+  return { decodeBase64, readSafetensors, build, forward, window1d, toMaps };
 })();

@@ -12,7 +12,9 @@ var MnistPreprocess = (function () {
   const MIN_CONTRAST = 0.08, NOISE_SIGMAS = 6.0, MIN_INK_PIXELS = 5;
   const STROKE_WIDTH = 1.85, FIT_SCALE = 4;
 
-  class NoDigit extends Error {}
+  class NoDigit extends Error { // code: the page's message id (nodigit.<code>)
+    constructor(code, message) { super(message); this.code = code; }
+  }
   const img = (w, h, a) => ({ w, h, a: a || new Float32Array(w * h) });
 
   // Python's round() and numpy's rint: halves go to the even neighbour.
@@ -183,14 +185,14 @@ var MnistPreprocess = (function () {
     const paper = median(frame(gray)), mean = box3(gray).a;
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < mean.length; i++) { lo = Math.min(lo, mean[i]); hi = Math.max(hi, mean[i]); }
-    if (Math.max(hi - paper, paper - lo) < MIN_CONTRAST) throw new NoDigit("no digit found: the image is blank");
+    if (Math.max(hi - paper, paper - lo) < MIN_CONTRAST) throw new NoDigit("blank", "no digit found: the image is blank");
     if (paper - lo > hi - paper) gray = img(gray.w, gray.h, gray.a.map((v) => 1 - v));
     const bg = background(gray).a, ink = img(gray.w, gray.h);
     for (let i = 0; i < bg.length; i++) ink.a[i] = Math.max(gray.a[i] - bg[i], 0);
     const [level, sigma] = paperStats(ink), smooth = box3(ink), [sLevel, sSigma] = paperStats(smooth);
     const cut = sLevel + Math.max(MIN_CONTRAST, NOISE_SIGMAS * sSigma), strong = [];
     for (let i = 0; i < smooth.a.length; i++) if (smooth.a[i] > cut) strong.push(ink.a[i]);
-    if (strong.length < MIN_INK_PIXELS) throw new NoDigit("no digit found: nothing stands out from the background");
+    if (strong.length < MIN_INK_PIXELS) throw new NoDigit("faint", "no digit found: nothing stands out from the background");
     const top = percentile(strong, 99), floor = level + Math.max(3 * sigma, 0.25 * (top - level));
     for (let i = 0; i < ink.a.length; i++) ink.a[i] = Math.min(Math.max((ink.a[i] - floor) / (top - floor), 0), 1);
     return ink;

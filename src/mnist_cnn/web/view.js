@@ -66,18 +66,50 @@ var MnistView = (function () {
   function drawCells(canvas, data, count, h, w, cols) {
     sizeCells(canvas, count, h, w, cols);
     const g = canvas.getContext("2d"), image = g.createImageData(canvas.width, canvas.height);
-    let max = 1e-6, signed = false;
-    for (let i = 0; i < count * h * w; i++) { max = Math.max(max, Math.abs(data[i])); signed = signed || data[i] < 0; }
-    const lut = signed ? DIVERGING : BRIGHT, px = image.data;
+    const look = scaleOf(data, count * h * w), px = image.data;
     for (let c = 0; c < count; c++) {
       const x0 = (c % cols) * (w + 1), y0 = Math.floor(c / cols) * (h + 1);
       for (let y = 0; y < h; y++) {
         for (let x = 0; x < w; x++) {
-          const i = 3 * Math.round((Math.max(-1, Math.min(1, data[(c * h + y) * w + x] / max)) + 1) * STEPS);
-          const at = ((y0 + y) * canvas.width + x0 + x) * 4;
-          px[at] = lut[i]; px[at + 1] = lut[i + 1]; px[at + 2] = lut[i + 2]; px[at + 3] = 255;
+          px.set(colour(look, data[(c * h + y) * w + x]), ((y0 + y) * canvas.width + x0 + x) * 4);
         }
       }
+    }
+    g.putImageData(image, 0, 0);
+  }
+
+  // One layer's colour scale: its largest magnitude, and whether it has values below zero.
+  function scaleOf(data, n = data.length) {
+    let max = 1e-6, signed = false;
+    for (let i = 0; i < n; i++) { max = Math.max(max, Math.abs(data[i])); signed = signed || data[i] < 0; }
+    return { max, lut: signed ? DIVERGING : BRIGHT };
+  }
+
+  function colour(look, v) { // -> [r, g, b, 255]
+    const i = 3 * Math.round((Math.max(-1, Math.min(1, v / look.max)) + 1) * STEPS);
+    return [look.lut[i], look.lut[i + 1], look.lut[i + 2], 255];
+  }
+
+  // Which map cell a point of a grid picture is on: {cell, y, x}, or null on a gap.
+  function cellAt(canvas, shape, clientX, clientY) {
+    const g = grid(shape), r = canvas.getBoundingClientRect();
+    const px = Math.floor((clientX - r.left) * canvas.width / r.width);
+    const py = Math.floor((clientY - r.top) * canvas.height / r.height);
+    const col = Math.floor(px / (g.w + 1)), row = Math.floor(py / (g.h + 1));
+    const x = px - col * (g.w + 1), y = py - row * (g.h + 1), cell = row * g.cols + col;
+    if (px < 0 || py < 0 || x >= g.w || y >= g.h || col >= g.cols || cell >= g.count) return null;
+    return { cell, y, x };
+  }
+
+  // The digit in grey with the attributions over it: red pushed towards the class, blue
+  // against; opacity (|a| / strongest) ** 0.7 so that weaker pixels still show.
+  function drawSaliency(canvas, digit, values) {
+    const g = canvas.getContext("2d"), image = g.createImageData(canvas.width, canvas.height);
+    const max = values ? values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1 : 1;
+    for (let i = 0; i < canvas.width * canvas.height; i++) {
+      const grey = digit ? 0.45 * digit[i] : 0, a = values ? Math.pow(Math.abs(values[i]) / max, 0.7) : 0;
+      const hue = values && values[i] < 0 ? [60, 120, 255] : [240, 60, 50];
+      image.data.set([0, 1, 2].map((k) => grey * (1 - a) + hue[k] * a).concat(255), i * 4);
     }
     g.putImageData(image, 0, 0);
   }
@@ -114,26 +146,23 @@ var MnistView = (function () {
   }
 
   // ---- the layer cards ---------------------------------------------------------------------
-  const ACTIVATION = { relu: "ReLU", sigmoid: "sigmoid", tanh: "tanh", softmax: "softmax" };
   const times = (pair) => `${pair[0]}×${pair[1]}`;
-  const steps = (L) => { // a stride is named only when it is not the usual one
-    const usual = L.type === "Conv2D" ? [1, 1] : L.kernel;
-    return L.strides.every((s, i) => s === usual[i]) ? "" : `, stride ${times(L.strides)}`;
-  };
-  const padding = (L) => (L.spec.padding === "same" ? ", 'same' padding" : "");
+  const EXPLAINED = ["Conv2D", "MaxPooling2D", "AveragePooling2D"]; // a click shows the arithmetic
 
   function explain(L, last) {
-    const [h, w, c] = L.outShape, act = ACTIVATION[L.activation] || "no activation";
+    const t = MnistI18n.t, [h, w, c] = L.outShape, usual = L.type === "Conv2D" ? [1, 1] : L.kernel;
+    const act = t(`act.${L.activation || "none"}`);
+    // A stride is named only when it is not the usual one; 'same' padding always.
+    const extras = (L.strides && L.strides.some((s, i) => s !== usual[i]) ? t("note.stride", { s: times(L.strides) }) : "") +
+      (L.spec.padding === "same" ? t("note.same") : "");
     switch (L.type) {
-      case "Conv2D":
-        return `${c} feature maps of ${h}×${w}: one per learned ${times(L.kernel)} filter${steps(L)}${padding(L)}, ${act}`;
+      case "Conv2D": return t("layer.conv", { c, size: times([h, w]), k: times(L.kernel), extras, act });
       case "MaxPooling2D": case "AveragePooling2D":
-        return `${times(L.kernel)} ${L.type === "MaxPooling2D" ? "max" : "average"} pooling${steps(L)}${padding(L)}: ` +
-          `the ${c} maps shrink to ${h}×${w}`;
-      case "Flatten": return `the maps laid out in one row of ${h} numbers`;
-      case "Dense": return last ? `${h} outputs, softmax: one probability per class` : `${h} units, ${act}`;
-      case "Dropout": return `drops ${Math.round((L.spec.rate || 0) * 100)}% of values in training only; here it passes them on`;
-      default: return "each channel rescaled with the mean and variance learned in training";
+        return t(L.type === "MaxPooling2D" ? "layer.maxpool" : "layer.avgpool", { k: times(L.kernel), extras, c, size: times([h, w]) });
+      case "Flatten": return t("layer.flatten", { n: h });
+      case "Dense": return last ? t("layer.output", { n: h }) : t("layer.dense", { n: h, act });
+      case "Dropout": return t("layer.dropout", { p: Math.round((L.spec.rate || 0) * 100) });
+      default: return t("layer.bn");
     }
   }
 
@@ -145,24 +174,36 @@ var MnistView = (function () {
       const fig = document.createElement("figure");
       fig.className = `card layer kind-${L.type.toLowerCase()}`;
       fig.dataset.name = L.name;
-      fig.innerHTML = `<figcaption><span class="step">${i + 1}</span><b>${L.name}</b>` +
-        `<span class="what"><span class="kind">${L.type}</span><code>${shape}</code></span></figcaption>`;
+      fig.innerHTML = `<figcaption><span class="step">${i + 1}</span><b translate="no">${L.name}</b>` +
+        `<span class="what" translate="no"><span class="kind">${L.type}</span><code>${shape}</code></span></figcaption>`;
       const view = document.createElement(last ? "ol" : "canvas");
       view.className = last ? "bars compact" : "pixelated maps";
+      const clickable = !last && EXPLAINED.includes(L.type) && L.outShape.length === 3;
       if (last) makeBars(view, L.outShape[0], true);
       else {
         const g = grid(L.outShape); // sized now, so nothing moves when the first digit comes
         sizeCells(view, g.count, g.h, g.w, g.cols);
-        view.setAttribute("aria-label", `${L.name} output ${shape}`);
+        if (clickable) Object.assign(view, { tabIndex: 0 });
+        view.classList.toggle("clickable", clickable);
       }
       const note = document.createElement("p");
       note.className = "muted small";
-      note.textContent = explain(L, last);
       fig.append(note, view);
       box.append(fig);
-      cards[L.name] = last ? { bars: view } : { canvas: view };
+      cards[L.name] = { layer: L, index: i, last, note, shape, clickable, figure: fig, ...(last ? { bars: view } : { canvas: view }) };
     });
+    relabel(cards);
     return cards;
+  }
+
+  // The cards' words, in the page's language (again after a switch).
+  function relabel(cards) {
+    for (const card of Object.values(cards)) {
+      card.note.textContent = explain(card.layer, card.last);
+      const view = card.bars || card.canvas, t = MnistI18n.t;
+      if (card.bars) view.setAttribute("aria-label", t("aria.bars"));
+      else view.setAttribute("aria-label", t(card.clickable ? "aria.maps_click" : "aria.maps", { name: card.layer.name, shape: card.shape }));
+    }
   }
 
   // The summary table keeps Keras' fixed columns: the font shrinks until its widest line fits.
@@ -175,5 +216,8 @@ var MnistView = (function () {
     if (widest * charWidth > room) pre.style.fontSize = `${(parseFloat(style.fontSize) * room) / (widest * charWidth) - 0.05}px`;
   }
 
-  return { percent, makeBars, setBars, drawOutput, clearOutput, drawFilters, buildLayers, fitText };
+  return {
+    percent, makeBars, setBars, drawOutput, clearOutput, drawFilters, buildLayers, relabel, fitText,
+    grid, scaleOf, colour, cellAt, drawSaliency, times,
+  };
 })();
