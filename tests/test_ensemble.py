@@ -185,6 +185,14 @@ def test_report_of_an_ensemble(ensemble, members, mnist, data_dir, tmp_path, cap
     assert (out / "feature_maps_0.png").is_file()  # the first member's maps
     card = (out / "MODEL_CARD.md").read_text()
     assert f"ensemble of {len(SEEDS)} such networks" in card
+    # The "not sure" line the report chose is the ensemble's, and the page takes it as such.
+    from mnist_cnn.export_web import model_script
+
+    model, meta = load_model(ensemble)
+    assert meta.calibration is not None and meta.members == tuple(map(str, members))
+    payload = json.loads(model_script(model, meta).removeprefix("window.MNIST_MODEL = ")
+                         .rstrip(";\n"))
+    assert payload["calibration"]["not_sure_below"] == meta.calibration.not_sure_below
 
 
 def test_export_onnx_holds_every_member(ensemble, members, mnist, tmp_path, data_dir, capsys):
