@@ -356,3 +356,12 @@ def test_the_served_page_answers_with_the_mean_and_says_so(ensemble, members, mn
     assert np.abs(got - _members_mean(members, x).numpy()).max() < 1e-4  # browser vs torch
     first = np.array(Predictor.from_run(members[0]).probabilities(digits))
     assert np.abs(got - first).max() > 1e-3  # not the first member alone
+
+
+def test_the_keras_api_refuses_an_ensemble_in_one_sentence(ensemble, members):
+    from mnist_cnn import keras
+    from mnist_cnn.errors import UsageError
+
+    with pytest.raises(UsageError, match="is an ensemble of 3 networks, not one Sequential"):
+        keras.models.load_model(ensemble)
+    assert keras.models.load_model(members[0]).count_params() == TINY.param_count()
