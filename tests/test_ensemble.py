@@ -365,3 +365,17 @@ def test_the_keras_api_refuses_an_ensemble_in_one_sentence(ensemble, members):
     with pytest.raises(UsageError, match="is an ensemble of 3 networks, not one Sequential"):
         keras.models.load_model(ensemble)
     assert keras.models.load_model(members[0]).count_params() == TINY.param_count()
+
+
+def test_members_may_differ_in_architecture(members, mnist, tmp_path, data_dir):
+    other = tmp_path / "lesson"
+    save_model(other, build_model("lesson", seed=5), {"dataset": "mnist"})
+    out = tmp_path / "mixed"
+    assert main(["ensemble", str(other), str(members[0]), "--out", str(out),
+                 "--data-dir", str(data_dir)]) == 0
+    model, meta = load_model(out)
+    assert meta.architecture.name == "lesson" and model.members[1].arch == TINY
+    x, _ = _test_tensors(mnist, 100)
+    with torch.inference_mode():
+        assert torch.allclose(probabilities(model, x), _members_mean([other, members[0]], x),
+                              atol=ROUNDING, rtol=0)
