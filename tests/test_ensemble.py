@@ -379,3 +379,11 @@ def test_members_may_differ_in_architecture(members, mnist, tmp_path, data_dir):
     with torch.inference_mode():
         assert torch.allclose(probabilities(model, x), _members_mean([other, members[0]], x),
                               atol=ROUNDING, rtol=0)
+
+
+def test_the_help_names_the_largest_ensemble():
+    from mnist_cnn.checkpoint import MAX_MEMBERS
+    from mnist_cnn.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices["ensemble"]
+    assert f"(2 to {MAX_MEMBERS})" in sub.format_help()
