@@ -18,8 +18,11 @@ $(BIN)/mnist-cnn: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# Extra flags for `make run`, e.g. TRAIN_FLAGS=--overwrite to train runs/lesson again.
+TRAIN_FLAGS ?=
+
 run: $(BIN)/mnist-cnn  ## train the lesson's CNN, evaluate it, save the run under runs/
-	$(BIN)/mnist-cnn train --out runs/lesson
+	$(BIN)/mnist-cnn train --out runs/lesson $(TRAIN_FLAGS)
 
 test: $(BIN)/mnist-cnn  ## the linter, then the whole test suite
 	$(BIN)/ruff check src tests benchmarks

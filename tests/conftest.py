@@ -17,7 +17,7 @@ _DEFAULT_DATA = REPO.parent / "shared" / "data"
 def _data_dir() -> Path | None:
     env = os.environ.get(data.ENV_VAR)
     if env and Path(env).is_dir():
-        return Path(env)
+        return Path(env).resolve()  # tests run commands in other folders too
     return _DEFAULT_DATA if _DEFAULT_DATA.is_dir() else None
 
 

@@ -45,10 +45,11 @@ def test_data_not_found_says_how_to_point_at_files(tmp_path, monkeypatch, capsys
     def offline(*args, **kwargs):
         raise download.DownloadError("mnist: no network here")
     monkeypatch.setattr(download, "fetch_file", offline)
-    assert main(["train", "--max-steps", "1", "--data-dir", str(tmp_path),
-                 "--out", str(tmp_path / "run")]) == 1
-    err = capsys.readouterr().err
-    assert "no network" in err and "Traceback" not in err
+    assert main(["train", "--max-steps", "1", "--out", str(tmp_path / "run")]) == 1
+    captured = capsys.readouterr()
+    assert "mnist: no network here" in captured.err and "Traceback" not in captured.err
+    assert "--data-dir DIR" in captured.err and captured.out == ""
+    assert not (tmp_path / "run").exists()
 
 
 def test_smoke_train_then_evaluate_agrees(data_dir, tmp_path, capsys):

@@ -98,12 +98,25 @@ def test_truncated_gzip_is_refused(data_dir, tmp_path):
         data.load_split(data.DATASETS["mnist"], "t10k-labels", tmp_path, download=False)
 
 
-def test_not_found_says_where_it_looked(tmp_path, monkeypatch):
+def test_not_found_says_where_it_looked_and_every_way_to_provide_the_files(monkeypatch):
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     with pytest.raises(DataError) as info:
-        data.load_data("mnist", tmp_path, download=False)
+        data.load_data("mnist", download=False)
     message = str(info.value)
-    assert str(tmp_path) in message and "--data-dir" in message and data.ENV_VAR in message
+    assert str(data.cache_dir()) in message and "--data-dir DIR" in message
+    assert f"{data.ENV_VAR}=DIR" in message and "mnist-cnn data fetch" in message
+    assert "mnist-cnn data where" in message
+    assert all(spec.name in message for spec in data.DATASETS["mnist"].files.values())
+
+
+def test_a_data_dir_that_lacks_the_files_is_an_error_naming_it(tmp_path, data_dir,
+                                                               monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(data_dir))  # the files are there: never used
+    with pytest.raises(DataError, match=f"--data-dir {tmp_path} does not hold mnist's "
+                                        "train-images-idx3-ubyte"):
+        data.load_data("mnist", tmp_path)
+    with pytest.raises(DataError, match="--data-dir no/such/folder: no such folder"):
+        data.load_data("mnist", "no/such/folder")
 
 
 def test_unknown_dataset_lists_valid_ones():
@@ -128,8 +141,8 @@ def test_keras_npz_is_used_when_its_digest_matches(tmp_path, monkeypatch):
              x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
     # A file whose digest does not match is ignored (here: not found, no download).
     with pytest.raises(DataError, match="not found"):
-        data.load_data("mnist", tmp_path / "empty", download=False)
+        data.load_data("mnist", download=False)
     monkeypatch.setattr(data, "KERAS_MNIST_NPZ_SHA256", hashlib.sha256(npz.read_bytes())
                         .hexdigest())
-    (x_train, _), (x_test, _) = data.load_data("mnist", tmp_path / "empty", download=False)
+    (x_train, _), (x_test, _) = data.load_data("mnist", download=False)
     assert x_train.shape == (2, 28, 28) and x_test.shape == (1, 28, 28)

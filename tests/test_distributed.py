@@ -138,7 +138,7 @@ def test_ctrl_c_stops_every_rank_with_130_and_resume_finishes(env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mnist_cnn", "train", *args, "--out",
                              str(run)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _wait_for(lambda: (run / STATE).exists(), proc, 240)
+    _wait_for(lambda: (tmp_path / ".run.partial" / STATE).exists(), proc, 240)  # staging
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's process group
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -238,3 +238,29 @@ def test_batch_normalization_uses_each_ranks_own_batch(env, tmp_path, mnist):
     assert done.returncode == 0, done.stderr
     got, expected = load_file(run / "model.safetensors"), _bn_simulation(arch, mnist, 10)
     assert max((got[k] - expected[k]).abs().max().item() for k in got) <= 1e-5
+
+
+@pytest.mark.slow
+def test_a_one_process_stop_inside_an_epoch_resumes_on_two_ranks(env, data_dir, tmp_path):
+    """Stopped inside its only epoch in one process, finished on 2 ranks: the epoch's loss
+    and accuracy count the steps before the stop once, as an uninterrupted run's do."""
+    from mnist_cnn import checkpoint, data
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.train import fit
+
+    cfg = TrainConfig(epochs=1, max_steps=20, seed=0, device="cpu")
+    train = data.load_data("mnist", data_dir)[0]
+    whole = fit(cfg, train).history[0]
+
+    def stop(state):
+        checkpoint.save_state(tmp_path / "run", state)  # as a run killed after step 10
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, train, on_epoch=stop, checkpoint_steps=10)
+    assert load_state(tmp_path / "run").progress["step"] == 10
+    done = mnist_cnn(env, "train", "--resume", str(tmp_path / "run"), "--nproc", "2")
+    assert done.returncode == 0, done.stderr
+    resumed = read_history(tmp_path / "run")[0]
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-4)
+    assert resumed["accuracy"] == pytest.approx(whole["accuracy"], abs=1 / 640)

@@ -246,7 +246,8 @@ def _damaged(members: list[Path], tmp_path: Path, how: str) -> Path:
     ("nested", "is an ensemble itself"),
     ("twice", "listed twice"),
     ("dataset", "every member must read the same dataset"),
-    ("exists", "exists; choose a new folder"),
+    ("exists", "is not empty and is not a run (it holds keep.txt)"),
+    ("ensemble exists", "already holds a run"),
     ("holds", "holds the member"),
 ])
 def test_bad_members_and_outs_are_refused_with_nothing_written(case, words, members, ensemble,
@@ -272,6 +273,8 @@ def test_bad_members_and_outs_are_refused_with_nothing_written(case, words, memb
     elif case == "exists":
         out.mkdir()
         (out / "keep.txt").write_text("mine")
+    elif case == "ensemble exists":
+        out = ensemble
     elif case == "holds":  # --overwrite would remove the members themselves
         out = members[0].parent
     before = sorted(p.name for p in out.parent.iterdir())
@@ -282,6 +285,8 @@ def test_bad_members_and_outs_are_refused_with_nothing_written(case, words, memb
     assert sorted(p.name for p in out.parent.iterdir()) == before  # no folder, no temp left
     if case == "exists":
         assert (out / "keep.txt").read_text() == "mine"
+    if case == "ensemble exists":
+        assert len(load_model(ensemble)[0].members) == len(SEEDS)
 
 
 def test_overwrite_replaces_the_folder_as_a_whole(members, tmp_path, data_dir, capsys):
@@ -293,8 +298,15 @@ def test_overwrite_replaces_the_folder_as_a_whole(members, tmp_path, data_dir, c
     printed = capsys.readouterr().out
     assert f"Wrote the ensemble of 2 to {out}" in printed and "member 02" in printed
     assert sorted(p.name for p in out.iterdir()) == ["members", "model.json", "summary.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ens"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ens"]  # no lock, no staging left
     assert read_meta(out).members == (str(members[0]), str(members[2]))
+    assert read_meta(out).data_dir == str(data_dir.absolute())  # evaluate finds it again
+    # An ensemble replaced by another, as a whole
+    assert main(["ensemble", *map(str, members), "--out", str(out), "--overwrite",
+                 "--data-dir", str(data_dir)]) == 0
+    assert read_meta(out).members == tuple(map(str, members))
+    assert sorted(p.name for p in (out / "members").iterdir()) == ["01", "02", "03"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ens"]
 
 
 @pytest.mark.parametrize("damage", ["no member", "nested", "other dataset"])

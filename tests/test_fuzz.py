@@ -1,7 +1,8 @@
 """Property-based fuzzing: random and mutated inputs raise only our own errors.
 
 Readers under test: the IDX parser and verified reader, the model-file loader (model.json,
-model.safetensors, Architecture.from_dict), the checkpoint loader, and the image
+model.safetensors, Architecture.from_dict), the checkpoint loader (bytes and values),
+history.csv, the Keras importer (its config and its weight arrays), and the image
 preprocessing. Each property: a valid result, or a MnistCnnError subclass; nothing else.
 Example counts are per test; MNIST_CNN_FUZZ_SCALE=10 runs ten times more (not in CI).
 """
@@ -32,7 +33,8 @@ from mnist_cnn.train import fit
 SCALE = float(os.environ.get("MNIST_CNN_FUZZ_SCALE", "1"))
 # Examples per test in CI (the sum is recorded in docs/RELIABILITY.md).
 EXAMPLES = {"idx": 300, "gz": 150, "arch": 300, "model": 100, "state": 100, "image": 150,
-            "array": 100}
+            "array": 100, "state_values": 600, "history": 600, "keras_config": 500,
+            "keras_weights": 200}
 
 
 def fuzz(kind: str):
@@ -226,3 +228,159 @@ def test_to_mnist_on_arrays(array):
     except ImageError:
         return
     assert digit.shape == (28, 28) and digit.dtype == np.uint8
+
+
+# ---------------------------------------------------------------- checkpoint values
+
+# A small network keeps each example's state at ~100 KB (the lesson's is 1.1 MB).
+TINY = Architecture.from_dict({"name": "tiny", "input_shape": [28, 28, 1], "layers": [
+    {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]})
+
+
+def _tiny_state() -> dict:
+    states: list = []
+    fit(TrainConfig(arch=TINY, max_steps=3, epochs=2, batch_size=4, device="cpu"),
+        tiny_mnist(8), on_epoch=states.append, checkpoint_steps=1)
+    mid = next(s for s in states if s.progress is not None)
+    return mid.to_dict()
+
+
+TINY_STATE = _tiny_state()
+HOSTILE = st.one_of(
+    JSON, st.sampled_from([0, -1, 2**63, 2**70, -10**9, float("nan"), float("inf"), -0.0,
+                           True, "", "lesson", [], {}, None]),
+    st.sampled_from([torch.zeros(()), torch.tensor(float("nan")), torch.full((3,), 1e30),
+                     torch.zeros((2, 2), dtype=torch.int64), torch.zeros(3, dtype=torch.uint8),
+                     torch.tensor(-1), torch.tensor(2**62), torch.zeros(5000, dtype=torch.uint8)]))
+
+
+@st.composite
+def mutated_state(draw):
+    """The state with one value (top level, config, a history row or the progress inside
+    the epoch) replaced by a hostile one, or one key removed or added."""
+    state = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_STATE.items()}
+    state["history"] = [dict(row) for row in state["history"]]
+    where = draw(st.sampled_from(["top", "config", "history", "progress"]))
+    target = {"top": state, "config": state["config"], "progress": state["progress"],
+              "history": state["history"][0] if state["history"] else state}[where]
+    key = draw(st.sampled_from(sorted(target) + ["unknown"]))
+    if draw(st.integers(0, 5)) == 0:
+        target.pop(key, None)
+    else:
+        target[key] = draw(HOSTILE)
+    return state
+
+
+@fuzz("state_values")
+@given(mutated_state())
+def test_load_state_values(state):
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint.save_state(Path(tmp), state)
+        try:
+            loaded = checkpoint.load_state(tmp)
+        except ModelFileError:
+            return
+    assert loaded.steps >= 0 and loaded.config.arch.layers == TINY.layers
+    if loaded.progress is not None:
+        assert 0 <= loaded.progress["step"] <= loaded.progress["seen"]
+
+
+# ---------------------------------------------------------------- history.csv
+
+VALID_HISTORY = (b"epoch,loss,accuracy,val_loss,val_accuracy\n"
+                 b"1,0.5,0.9,0.4,0.91\n2,0.3,0.95,0.3,0.93\n")
+CSV_TEXT = st.lists(st.lists(st.sampled_from(
+    ["epoch", "loss", "accuracy", "1", "2", "-1", "0", "nan", "inf", "1e400", "x", "", '"',
+     "0.5", "\x00", "1,5"]), max_size=5).map(",".join), max_size=6).map(
+    lambda rows: "\n".join(rows).encode())
+
+
+@fuzz("history")
+@given(st.one_of(mutated(VALID_HISTORY), CSV_TEXT, st.binary(max_size=200)))
+def test_read_history(raw):
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / checkpoint.HISTORY).write_bytes(raw)
+        try:
+            rows = checkpoint.read_history(tmp)
+        except ModelFileError:
+            return
+    assert all(row["epoch"] >= 1 and all(np.isfinite(v) for v in row.values())
+               for row in rows)
+
+
+# ---------------------------------------------------------------- Keras files
+
+KERAS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "keras" / \
+    "fixture_seed.keras"
+
+
+@pytest.fixture(scope="module")
+def keras_members() -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(KERAS) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@fuzz("keras_config")
+@given(st.data())
+def test_architecture_from_keras(keras_members, data_):
+    from mnist_cnn.interop import architecture_from_keras
+
+    config = data_.draw(st.one_of(JSON, mutated_json(json.loads(keras_members["config.json"]))))
+    try:
+        arch = architecture_from_keras(config).check_classifier()
+    except (ArchitectureError, ModelFileError):
+        return
+    assert all(min(shape) >= 1 for shape in arch.shapes())
+
+
+WEIGHT_DTYPES = ["f4", "f8", "f2", "i4", "u1", "S3", "c8"]
+
+
+@fuzz("keras_weights")
+@given(st.data())
+def test_import_keras_weights(keras_members, data_):
+    """Each layer variable replaced by an array of another shape, type or size (up to a
+    declared 4 GB of fill value): a model, or one ModelFileError; never a big read."""
+    import zipfile
+
+    import h5py
+
+    from mnist_cnn.interop import import_keras
+
+    layer = data_.draw(st.sampled_from(["conv2d", "conv2d_1", "conv2d_2", "dense",
+                                        "dense_1"]))
+    var = data_.draw(st.sampled_from(["0", "1", "2"]))
+    shape = tuple(data_.draw(st.lists(st.sampled_from([0, 1, 3, 32, 64, 30000]),
+                                      max_size=4)))
+    dtype = data_.draw(st.sampled_from(WEIGHT_DTYPES))
+    buf = io.BytesIO(keras_members["model.weights.h5"])
+    with h5py.File(buf, "r+") as h5:
+        group = h5[f"layers/{layer}/vars"]
+        if var in group:
+            del group[var]
+        big = int(np.prod(shape, dtype=np.float64)) > 1 << 20
+        group.create_dataset(var, shape=shape, dtype=dtype,
+                             **({"chunks": True, "compression": "gzip"} if big and shape
+                                else {}))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        with zipfile.ZipFile(path, "w") as out:
+            for name, raw in {**keras_members, "model.weights.h5": buf.getvalue()}.items():
+                out.writestr(name, raw)
+        try:
+            model = import_keras(path)
+        except ModelFileError:
+            return
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_the_fuzzing_budget_is_recorded():
+    """At least 3,000 examples per CI run, and docs/RELIABILITY.md says how many."""
+    total = sum(EXAMPLES.values())
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "RELIABILITY.md").read_text()
+    assert total >= 3000 and f"{total:,} examples in all" in doc
+    for kind, count in EXAMPLES.items():
+        assert f"| {count} |" in doc, kind

@@ -13,9 +13,9 @@ from PIL import Image
 
 from mnist_cnn import data
 from mnist_cnn.cli import main
-from mnist_cnn.report import MISTAKES_SHOWN
+from mnist_cnn.report import MISTAKES_SHOWN, RIGHT_PER_CLASS
 
-FIGURES = {"curves", "confusion", "mistakes", "filters", "architecture",
+FIGURES = {"curves", "confusion", "mistakes", "right", "filters", "architecture",
            *(f"feature_maps_{c}" for c in range(10)), "saliency_mistakes", "saliency_examples",
            "reliability", "robustness", "robustness_examples"}
 
@@ -71,6 +71,20 @@ def test_every_mistake_shown_is_misclassified(report, trained_run, test_set):
     shown = [m.probability for m in mistakes]
     assert np.allclose(shown, probabilities.max(1), atol=1e-4)
     assert shown == sorted(shown, reverse=True)  # the most confident first
+
+
+def test_the_right_answers_shown_are_each_classs_first_right_ones(report, trained_run,
+                                                                 test_set):
+    from mnist_cnn.predict import Predictor
+
+    images, labels = test_set
+    right = report.data.right
+    predicted = Predictor.from_run(trained_run).probabilities(images).argmax(1)
+    want = [int(np.flatnonzero((labels == c) & (predicted == c))[rank])
+            for rank in range(RIGHT_PER_CLASS) for c in range(10)]
+    assert [r.index for r in right] == want  # a row of firsts, then a row of seconds
+    assert all(r.true == r.predicted == labels[r.index] for r in right)
+    assert all(0.0 < r.probability <= 1.0 for r in right)
 
 
 def test_filters_shown_are_the_models_weights(report, trained_run):

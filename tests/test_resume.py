@@ -12,27 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from clirun import sliced_train
 from conftest import tiny_mnist
 from mnist_cnn import checkpoint
 from mnist_cnn.cli import main
 from mnist_cnn.config import TrainConfig
-from mnist_cnn.errors import ModelFileError
+from mnist_cnn.errors import ModelFileError, OutputError
 from mnist_cnn.model import build_model
 from mnist_cnn.train import fit
-
-# `python -m mnist_cnn`, unchanged, except that training sees a slice of real MNIST so that
-# an epoch takes about a second (the only way to get several short epochs of real data).
-SHIM = """
-import runpy, sys
-from mnist_cnn import data
-_load = data.load_data
-def _slice(*args, **kwargs):
-    (x, y), (xt, yt) = _load(*args, **kwargs)
-    return (x[:{n}], y[:{n}]), (xt[:500], yt[:500])
-data.load_data = _slice
-sys.argv[0] = "mnist-cnn"
-runpy.run_module("mnist_cnn", run_name="__main__")
-"""
 
 
 def _saving(run_dir: Path, stop_after: int | None = None):
@@ -43,7 +30,7 @@ def _saving(run_dir: Path, stop_after: int | None = None):
     return on_epoch
 
 
-@pytest.mark.parametrize("recipe", ["lesson", "fast"])
+@pytest.mark.parametrize("recipe", ["lesson", "fast", "accurate"])
 def test_resumed_run_ends_with_exactly_the_same_weights(recipe, tmp_path):
     cfg = TrainConfig(recipe=recipe, epochs=3, batch_size=32, seed=7, device="cpu")
     train = tiny_mnist(192, seed=1)
@@ -59,18 +46,43 @@ def test_resumed_run_ends_with_exactly_the_same_weights(recipe, tmp_path):
     assert checkpoint.load_state(tmp_path).epoch == 3
 
 
-def _train_cmd(*argv: str, n: int = 1024) -> list[str]:
-    return [sys.executable, "-c", SHIM.format(n=n), "train", *argv]
+def _interrupt_after(run_dir: Path, saves: int):
+    seen = []
+
+    def on_save(state):
+        checkpoint.save_state(run_dir, state)
+        seen.append(state)
+        if len(seen) == saves:
+            raise KeyboardInterrupt
+    return on_save
+
+
+@pytest.mark.parametrize("recipe", ["lesson", "fast"])
+def test_a_resume_from_inside_an_epoch_is_exact(recipe, tmp_path):
+    """A checkpoint taken between two steps of an epoch resumes to the same weights and
+    history as a run never stopped (the epoch's order, position and running sums)."""
+    cfg = TrainConfig(recipe=recipe, epochs=2, batch_size=32, seed=3, device="cpu")
+    train = tiny_mnist(224, seed=2)  # 7 steps an epoch
+    whole = fit(cfg, train)
+    with pytest.raises(KeyboardInterrupt):  # the 2nd save is inside epoch 1, after step 4
+        fit(cfg, train, on_epoch=_interrupt_after(tmp_path, 2), checkpoint_steps=2)
+    state = checkpoint.load_state(tmp_path)
+    assert state.epoch == 0 and state.progress["step"] == 4 and state.steps == 4
+    resumed = fit(cfg, train, state=state, checkpoint_steps=2)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.history == whole.history and resumed.steps == whole.steps == 14
 
 
 def test_ctrl_c_saves_says_how_to_resume_and_exits_130(data_dir, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "MNIST_CNN_DATA": str(data_dir)}
     args = ("--epochs", "3", "--batch-size", "32", "--device", "cpu", "--out", str(run))
-    proc = subprocess.Popen(_train_cmd(*args), env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(sliced_train(*args), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    staged = tmp_path / ".run.partial"  # a new run is built beside its folder
     deadline = time.monotonic() + 120
-    while not (run / checkpoint.STATE).exists() and proc.poll() is None:
+    while not (staged / checkpoint.STATE).exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint after 120 s"
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
@@ -79,7 +91,7 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(data_dir, tmp_path):
     assert "Traceback" not in err and f"train --resume {run}" in err
     state = checkpoint.load_state(run)
     assert 1 <= state.epoch < 3 and not (run / checkpoint.WEIGHTS).exists()
-    done = subprocess.run(_train_cmd("--resume", str(run)), env=env, capture_output=True,
+    done = subprocess.run(sliced_train("--resume", str(run)), env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"Epoch {state.epoch + 1}/3" in done.stdout and "Epoch 1/3" not in done.stdout
@@ -115,32 +127,30 @@ def test_sigkill_during_save_leaves_the_last_good_checkpoint(tmp_path, delay):
     assert state["epoch"] >= 1 and torch.all(state["big"] == state["epoch"])
 
 
-def _crash_halfway(real_write):
-    def write(obj, target, *args, **kwargs):
-        real_write(obj, target, *args, **kwargs)
-        Path(target).write_bytes(Path(target).read_bytes()[:100])
+def _crash_halfway(monkeypatch):
+    """Every file write stops half way with a full disk."""
+    def write_bytes(self, data):
+        with open(self, "wb") as fh:
+            fh.write(data[:100])
         raise OSError(28, "No space left on device")
-    return write
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
 
 
 def test_a_crash_while_saving_state_keeps_the_previous_one(tmp_path, monkeypatch):
     checkpoint.save_state(tmp_path, {"epoch": 1, "w": torch.ones(3)})
-    monkeypatch.setattr(torch, "save", _crash_halfway(torch.save))
-    with pytest.raises(OSError):
+    _crash_halfway(monkeypatch)
+    with pytest.raises(OutputError, match="state.pt: No space left on device"):
         checkpoint.save_state(tmp_path, {"epoch": 2, "w": torch.zeros(3)})
     assert torch.load(tmp_path / checkpoint.STATE, weights_only=True)["epoch"] == 1
     assert [p.name for p in (tmp_path / "checkpoint").iterdir()] == ["state.pt"]
 
 
 def test_a_crash_while_saving_the_model_keeps_the_previous_one(tmp_path, monkeypatch):
-    import safetensors.torch
-
     old = build_model("lesson", seed=1)
     checkpoint.save_model(tmp_path, old, {"dataset": "mnist"})
     before = (tmp_path / checkpoint.WEIGHTS).read_bytes()
-    monkeypatch.setattr(safetensors.torch, "save_file", _crash_halfway(
-        safetensors.torch.save_file))
-    with pytest.raises(OSError):
+    _crash_halfway(monkeypatch)
+    with pytest.raises(OSError):  # an OutputError is an OSError too
         checkpoint.save_model(tmp_path, build_model("lesson", seed=2), {"dataset": "mnist"})
     assert (tmp_path / checkpoint.WEIGHTS).read_bytes() == before
     loaded, _ = checkpoint.load_model(tmp_path)
@@ -157,11 +167,12 @@ def test_non_finite_loss_exits_with_one_line_and_keeps_the_good_model(data_dir, 
     checkpoint.save_model(run, build_model("lesson", seed=0), {"dataset": "mnist"})
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     code = main(["train", "--lr", "1e12", "--max-steps", "8", "--device", "cpu",
-                 "--data-dir", str(data_dir), "--out", str(run)])
+                 "--data-dir", str(data_dir), "--out", str(run), "--overwrite"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1
     assert "non-finite" in err and "last good" in err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left
 
 
 def _checkpointed_run(run_dir: Path) -> None:
@@ -201,3 +212,22 @@ def test_a_checkpoint_with_a_foreign_config_is_refused(tmp_path, capsys):
         checkpoint.load_state(tmp_path)
     assert main(["train", "--resume", str(tmp_path)]) == 1
     assert "not a training checkpoint" in capsys.readouterr().err
+
+
+def test_an_interrupted_epoch_is_not_resumed_by_the_next_fit_call():
+    """Only a checkpoint resumes inside an epoch: the API's next fit() starts a fresh epoch
+    (as Keras' does), however the previous call was stopped."""
+    from mnist_cnn.optimizers import OptimizerSpec
+    from mnist_cnn.train import Plan, Training, run_epochs
+
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    t = Training.start(build_model("lesson", seed=0), OptimizerSpec.named("adam", 1e-3),
+                       lambda step: 1.0, seed=0)
+
+    def stop(epoch):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_epochs(t, x, y, Plan(1, 16, checkpoint_steps=2), on_checkpoint=stop)
+    assert t.progress is None and t.steps == 2
+    run_epochs(t, x, y, Plan(1, 16))
+    assert t.steps == 6 and len(t.history) == 1  # a whole epoch of 4 steps

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,15 @@ import torch
 
 from mnist_cnn.averaging import Ensemble, Model
 from mnist_cnn.config import TrainConfig
+from mnist_cnn.datasets import DATASETS
 from mnist_cnn.errors import MnistCnnError, ModelFileError
-from mnist_cnn.files import atomic_write, atomic_write_text, read_bounded, regular_file
+from mnist_cnn.files import (  # noqa: F401 (atomic_write: re-exported)
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_bounded,
+    reason,
+)
 from mnist_cnn.model import Architecture, Net
 
 WEIGHTS = "model.safetensors"
@@ -42,6 +50,7 @@ MAX_META_BYTES = 1 << 20  # model.json is a few KB; anything this big is not our
 MAX_HISTORY_BYTES = 1 << 20
 MAX_WEIGHTS_BYTES = 64 << 20  # 10 million float32 parameters fit in 40 MB
 MAX_STATE_BYTES = 256 << 20  # weights and two optimiser moments
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 MEMBERS = "members"  # an ensemble's folder of networks: members/01, members/02, ...
 MAX_MEMBERS = 16  # past a handful, another member changes the average by little
 MAX_ENSEMBLE_BYTES = 256 << 20  # all members' weight files together
@@ -154,6 +163,9 @@ class RunMeta:
     date: str | None = None
     config: TrainConfig | None = None  # the training configuration, as resolved
     source: dict[str, str] | None = None  # where an imported model came from
+    # The folder the dataset was found in when the run was made (absolute): evaluate and
+    # report look there too, so a run trained with --data-dir needs no flag afterwards.
+    data_dir: str | None = None
     calibration: CalibrationMeta | None = None  # written by `mnist-cnn report`
     # An ensemble: the runs its networks were copied from, in order (members/01, ...), as
     # information; empty for a single network (and then not written at all).
@@ -197,25 +209,33 @@ class RunMeta:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                    for v in metrics.values()):
             raise _fail("metrics must all be numbers")
-        for key in ("dataset", "recipe", "date"):
+        for key in ("dataset", "recipe", "date", "data_dir"):
             if not isinstance(data.get(key, ""), (str, type(None))):
                 raise _fail(f"{key} must be a string, not {type(data[key]).__name__}")
+        dataset = data.get("dataset", "mnist")
+        if dataset not in DATASETS:
+            raise _fail(f"dataset {str(dataset)[:40]!r} is not one mnist-cnn knows "
+                        f"({', '.join(DATASETS)})")
+        data_dir = data.get("data_dir")
+        if data_dir is not None and (len(data_dir) > MAX_PATH_CHARS or "\0" in data_dir
+                                     or not data_dir.startswith("/")):
+            raise _fail("data_dir must be an absolute folder path")
         source, calibration = data.get("source"), data.get("calibration")
         members = _members(data.get("members", []))
-        return cls(arch, data.get("dataset", "mnist"), data.get("recipe"),
+        return cls(arch, dataset, data.get("recipe"),
                    _flat(data.get("hyperparameters", {}), "hyperparameters"),
                    _flat(data.get("preprocessing", {}), "preprocessing"),
                    {k: float(v) for k, v in metrics.items()},
                    Timing.from_dict(data.get("timing", {})),
                    _flat(data.get("versions", {}), "versions"), data.get("date"), config,
-                   None if source is None else _flat(source, "source"),
+                   None if source is None else _flat(source, "source"), data_dir,
                    None if calibration is None else CalibrationMeta.from_dict(calibration),
                    members)
 
 
 def _members(value: Any) -> tuple[str, ...]:
     """model.json's "members": the sources of 2..MAX_MEMBERS networks (or none at all)."""
-    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 4096
+    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= MAX_PATH_CHARS
                                               for v in value):
         raise _fail("members must be a list of the member runs' names")
     if value and not 2 <= len(value) <= MAX_MEMBERS:
@@ -233,13 +253,14 @@ def member_dir(run_dir: str | Path, index: int) -> Path:
 def save_model(run_dir: Path, model: Net, meta: RunMeta | dict[str, Any]) -> None:
     """Write the weights and model.json (the architecture is taken from the model). `meta`
     may also be a dict of RunMeta's fields, validated by RunMeta.from_dict."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if not isinstance(meta, RunMeta):
         meta = RunMeta.from_dict({**meta, "architecture": model.arch.to_dict()})
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in model.state_dict().items()}
-    atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+    # Serialised in memory first, so a full disk is a plain OSError of the write.
+    atomic_write_bytes(run_dir / WEIGHTS, save(tensors))
     save_meta(run_dir, meta, model.arch)
 
 
@@ -252,11 +273,14 @@ def save_meta(run_dir: Path, meta: RunMeta, arch: Architecture | None = None) ->
 def read_meta(run_dir: str | Path) -> RunMeta:
     """model.json of a run, validated."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ModelFileError(f"{run_dir}: no such run directory")
     path = run_dir / META
-    if not path.exists():
-        raise ModelFileError(f"{path}: missing; is {run_dir} a run directory?")
+    try:
+        if not run_dir.is_dir():
+            raise ModelFileError(f"{run_dir}: no such run directory")
+        if not os.path.lexists(path):
+            raise ModelFileError(f"{path}: missing; is {run_dir} a run directory?")
+    except OSError as exc:  # a name too long, a loop of links, no permission
+        raise ModelFileError(f"{run_dir}: cannot be read ({reason(exc)})") from None
     raw = read_bounded(path, MAX_META_BYTES, ModelFileError, "model description")
     try:
         data = json.loads(raw)
@@ -395,6 +419,11 @@ class TrainState:
     steps: int
     config: TrainConfig
     torch_rng: torch.Tensor | None = None  # Dropout's masks; absent in earlier checkpoints
+    # Taken inside an epoch: the next epoch's order (the shuffle state before it was drawn),
+    # steps done in it and its running sums (train.EpochProgress.to_dict); None at an
+    # epoch's end and in earlier checkpoints.
+    progress: dict[str, Any] | None = None
+    augment_rng: torch.Tensor | None = None  # the augmentation's draws; only recipes with one
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (self.config.to_dict() if f.name == "config" else getattr(self, f.name))
@@ -412,15 +441,16 @@ class TrainState:
                  if not isinstance(data.get(k), t) or isinstance(data.get(k), bool)]
         if wrong:
             raise _fail(f"missing or mistyped: {', '.join(wrong)}")
-        unknown = sorted(map(str, set(data) - set(types) - {"torch_rng"}))
+        unknown = sorted(map(str, set(data) - set(types)
+                             - {"torch_rng", "progress", "augment_rng"}))
         if unknown:
             raise _fail(f"unknown keys: {', '.join(unknown)}")
         if not (0 <= data["epoch"] <= 100_000 and 0 <= data["steps"] <= 10**12
                 and math.isfinite(data["train_seconds"]) and data["train_seconds"] >= 0):
             raise _fail("epoch, steps or train_seconds out of range")
-        rng = data.get("torch_rng")
-        if rng is not None and not isinstance(rng, torch.Tensor):
-            raise _fail("torch_rng is not a tensor")
+        for key in ("torch_rng", "augment_rng"):
+            if data.get(key) is not None and not isinstance(data[key], torch.Tensor):
+                raise _fail(f"{key} is not a tensor")
         try:
             config = TrainConfig.from_dict(data["config"])
         except MnistCnnError as exc:
@@ -437,13 +467,38 @@ class TrainState:
                 for k, w in weights.items()):
             raise _fail(f"its weights do not match the {config.arch.name} architecture")
         return cls(**{**data, "config": config, "train_seconds": float(data["train_seconds"]),
-                      "history": [dict(row) for row in history]})
+                      "history": [dict(row) for row in history],
+                      "progress": _progress(data.get("progress"))})
+
+
+def _progress(value: Any) -> dict[str, Any] | None:
+    """The `progress` of a checkpoint taken inside an epoch, validated (None if absent)."""
+    if value is None:
+        return None
+    keys = {"order_rng", "step", "seen", "loss_sum", "correct"}
+    if not isinstance(value, dict) or set(value) != keys:
+        raise _fail(f"its progress must hold exactly {', '.join(sorted(keys))}")
+    rng, loss_sum, correct = value["order_rng"], value["loss_sum"], value["correct"]
+    counts_ok = all(isinstance(value[k], int) and not isinstance(value[k], bool)
+                    and 0 <= value[k] <= 10**12 for k in ("step", "seen"))
+    tensors_ok = counts_ok and (
+        isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1
+        and rng.numel() <= 1 << 16
+        and isinstance(loss_sum, torch.Tensor) and loss_sum.shape == ()
+        and loss_sum.dtype == torch.float32 and bool(torch.isfinite(loss_sum))
+        and isinstance(correct, torch.Tensor) and correct.shape == ()
+        and correct.dtype == torch.int64 and 0 <= int(correct) <= value["seen"])
+    if not (counts_ok and tensors_ok and value["step"] <= value["seen"]):
+        raise _fail("its progress inside the epoch is not steps, counts and running sums")
+    return dict(value)
 
 
 def save_state(run_dir: Path, state: TrainState | dict[str, Any]) -> None:
     """Write the resumable training state (a TrainState, or the plain data of one)."""
     data = state.to_dict() if isinstance(state, TrainState) else state
-    atomic_write(run_dir / STATE, lambda tmp: torch.save(data, tmp))
+    buf = io.BytesIO()  # in memory first: torch's own file writer reports a full disk as
+    torch.save(data, buf)  # an internal RuntimeError, a plain write as an OSError
+    atomic_write_bytes(run_dir / STATE, buf.getvalue())
 
 
 def load_state(run_dir: str | Path) -> TrainState:
@@ -451,7 +506,6 @@ def load_state(run_dir: str | Path) -> TrainState:
     path = Path(run_dir) / STATE
     if not path.exists():
         raise ModelFileError(f"{path}: no resumable checkpoint in {run_dir}")
-    regular_file(path, ModelFileError, "checkpoint")
     raw = read_bounded(path, MAX_STATE_BYTES, ModelFileError, "checkpoint")
     try:
         data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)

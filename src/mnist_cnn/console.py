@@ -101,13 +101,25 @@ class KerasProgress:
 
 
 def train_summary(outcome) -> str:
-    """What `mnist-cnn train` prints after the epochs: Keras' evaluate line, then the run."""
+    """What `mnist-cnn train` prints after the epochs: Keras' evaluate line, then the run,
+    and what a reader could misread: a --max-steps stop, label smoothing in the loss."""
     test, result = outcome.test, outcome.result
-    batches = -(-test.count // result.hyperparameters["batch_size"])
-    return (f"{eval_line(batches, outcome.test_seconds, test.loss, test.accuracy)}\n\n"
-            f"Test accuracy {test.accuracy:.2%} after {result.train_seconds:.1f} s of "
-            f"training ({result.device}, {result.precision}).\n"
-            f"Saved the run to {outcome.run_dir}/")
+    hyper = result.hyperparameters
+    batches = -(-test.count // hyper["batch_size"])
+    lines = [eval_line(batches, outcome.test_seconds, test.loss, test.accuracy), ""]
+    if result.steps < outcome.planned_steps:
+        last = int(result.history[-1]["epoch"]) if result.history else 1
+        lines.append(f"Stopped by --max-steps {hyper['max_steps']} in epoch {last} of "
+                     f"{hyper['epochs']} ({result.steps:,} of {outcome.planned_steps:,} "
+                     "steps).")
+    if hyper.get("label_smoothing"):
+        lines.append(f"The training loss includes label smoothing {hyper['label_smoothing']} "
+                     "and is averaged over the epoch while the weights change; the test loss "
+                     "is plain cross-entropy of the final weights, so it is lower.")
+    lines += [f"Test accuracy {test.accuracy:.2%} after {result.train_seconds:.1f} s of "
+              f"training ({result.device}, {result.precision}).",
+              f"Saved the run to {outcome.run_dir}/"]
+    return "\n".join(lines)
 
 
 def metrics_table(dataset: str, classes: tuple[str, ...], metrics) -> str:

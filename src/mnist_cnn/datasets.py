@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_cnn.errors import DataError, UsageError
+from mnist_cnn.files import open_regular
 
 SPLITS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
 
@@ -90,15 +91,16 @@ def get_dataset(name: str) -> Dataset:
 
 def read_verified(path: Path, spec: DataFile) -> bytes:
     """Read `path` (.gz or raw), bounded by the expected size, and check its sha256."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read(spec.size + 1)  # bounded: a gzip bomb cannot fill memory
-        else:
-            with path.open("rb") as fh:
+    # Opened without blocking and checked on the open file: a FIFO is refused, not waited on.
+    with open_regular(path, DataError, "data file") as fh:
+        try:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                    raw = gz.read(spec.size + 1)  # bounded: a gzip bomb cannot fill memory
+            else:
                 raw = fh.read(spec.size + 1)  # bounded: /dev/zero cannot fill memory either
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read ({exc})") from None
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise DataError(f"{path}: cannot read ({exc})") from None
     if len(raw) != spec.size:
         raise DataError(f"{path}: {len(raw)} bytes uncompressed, expected {spec.size} "
                         "(truncated or not the right file)")

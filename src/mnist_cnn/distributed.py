@@ -19,11 +19,11 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -217,31 +217,46 @@ def share_bytes(payload: bytes | None) -> bytes:
         dist.broadcast(size, 0)
         if size.item() < 0:
             raise PeerFailed
+        if size.item() == 0:
+            return b""
         data = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if payload is not None \
             else torch.empty(int(size.item()), dtype=torch.uint8)
         dist.broadcast(data, 0)
     return data.numpy().tobytes()
 
 
-def share_state(run_dir: Path):
-    """Rank 0 loads a run's resumable state and sends it to every rank (the run directory
-    need only exist where rank 0 runs). Travels as torch.save data, loaded weights-only."""
-    from mnist_cnn.checkpoint import TrainState, load_state
+@contextmanager
+def state_for_peers() -> Iterator[Callable[[Any], None]]:
+    """On rank 0: a function that sends the run's resumable state (None for a new run) to
+    the other ranks, which wait for it in `state_from_rank0`. If the block fails before it
+    is sent, the others are told to stop. A no-op with one process."""
+    sent = False
 
-    if world().size <= 1:
-        return load_state(run_dir)
-    payload = None
-    if world().main:
-        try:
-            state = load_state(run_dir)
-        except BaseException:
+    def send(state: Any) -> None:
+        nonlocal sent
+        sent = True
+        if world().size > 1:
+            buf = io.BytesIO()
+            if state is not None:
+                torch.save(state.to_dict(), buf)
+            share_bytes(buf.getvalue())
+
+    try:
+        yield send
+    except BaseException:
+        if not sent and world().size > 1:
             share_bytes(None)
-            raise
-        buf = io.BytesIO()
-        torch.save(state.to_dict(), buf)
-        payload = buf.getvalue()
-    data = share_bytes(payload)
-    return TrainState.from_dict(torch.load(io.BytesIO(data), weights_only=True))
+        raise
+
+
+def state_from_rank0() -> Any:
+    """On the other ranks: rank 0's resumable state, or None for a new run (raises
+    PeerFailed if rank 0 failed first). Travels as torch.save data, loaded weights-only."""
+    from mnist_cnn.checkpoint import TrainState
+
+    data = share_bytes(None)  # the others pass no payload: they receive rank 0's
+    return TrainState.from_dict(torch.load(io.BytesIO(data), weights_only=True)) if data \
+        else None
 
 
 def quiet_peer_errors() -> bool:

@@ -83,7 +83,9 @@ def fetch_file(ds: Dataset, split: str, cache: Path, *, mirrors: tuple[str, ...]
                 ssl.SSLError) as exc:
             failures.append(f"{url}: {_reason(exc)}")
     tried = "; ".join(failures) or "no mirrors are listed"
-    raise DownloadError(f"{ds.name}: could not download {spec.name} from any mirror: {tried}")
+    error = DownloadError(f"{ds.name}: could not download {spec.name} from any mirror: {tried}")
+    error.tried = tried
+    raise error
 
 
 def _fetch_one(url: str, ds: Dataset, split: str, target_dir: Path,

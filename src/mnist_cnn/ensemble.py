@@ -10,15 +10,13 @@ take it) whose answer is the mean of its members' probabilities:
                             so the ensemble stays whole if the original runs are deleted
     ENS/summary.txt         every member's summary table
 
-The folder is built beside its target and renamed into place: a failure leaves nothing,
-and an existing folder is replaced (with --overwrite) only once the new one is whole.
+The folder is written as every run is (run.open_run): built in `.ENS.partial/` beside its
+target under the lock `.ENS.lock` and moved into place whole, so a failure leaves nothing,
+and an existing folder is replaced (with --overwrite) only once the new one is complete.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 from mnist_cnn import checkpoint
 from mnist_cnn.averaging import Ensemble
 from mnist_cnn.checkpoint import MAX_MEMBERS, RunMeta, Timing, load_model, member_dir
-from mnist_cnn.errors import MnistCnnError, ModelFileError, UsageError
+from mnist_cnn.errors import UsageError
 from mnist_cnn.evaluate import Metrics, evaluate
 from mnist_cnn.files import atomic_write_text
 from mnist_cnn.model import Net
@@ -68,36 +66,40 @@ def make_ensemble(runs: list[str | Path], out: str | Path, data_dir: str | Path 
     """Write the ensemble of `runs` to the folder `out`, with its test-set metrics. An
     existing `out` is refused unless `overwrite`, which replaces it as a whole."""
     from mnist_cnn import data
+    from mnist_cnn.run import open_run
 
     out = Path(out)
     _check_out(out, runs, overwrite)
     members = load_members(runs)
     metas = [meta for _, meta in members]
-    model = Ensemble([net for net, _ in members]).eval()
-    precision = "bf16" if all(m.timing.precision == "bf16" for m in metas) else "fp32"
-    _, (x_test, y_test) = data.load_data(metas[0].dataset, data_dir)
-    test = evaluate(model, x_test, y_test, precision)
-    meta = _ensemble_meta(runs, metas, test, precision)
-    _write_folder(out, members, meta)
-    return EnsembleOutcome(out, metas, test)
+    with open_run(out, overwrite, what="writing this ensemble") as target:
+        model = Ensemble([net for net, _ in members]).eval()
+        precision = "bf16" if all(m.timing.precision == "bf16" for m in metas) else "fp32"
+        ds, recorded = data.get_dataset(metas[0].dataset), metas[0].data_dir
+        x_test, y_test = data.load_test(ds.name, data_dir, recorded=recorded)
+        test = evaluate(model, x_test, y_test, precision)
+        found = data.found_in(ds, data.TEST_SPLITS, data_dir, recorded)
+        meta = _ensemble_meta(runs, metas, test, precision, found)
+        _write_files(target.staging, members, meta)
+        target.folder.commit()
+    return EnsembleOutcome(target.run_dir, metas, test)
 
 
 def _check_out(out: Path, runs: list[str | Path], overwrite: bool) -> None:
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise UsageError(f"--out {out}: exists; choose a new folder for the ensemble, or "
-                             "add --overwrite to replace it as a whole")
-        if not out.is_dir() or out.is_symlink():
-            raise UsageError(f"--out {out}: exists and is not a folder; choose another --out")
+    """What open_run does not know: an ensemble is a run too, and --overwrite must not
+    remove a member (or a folder holding one)."""
+    if not overwrite and (out / checkpoint.META).is_file():
+        raise UsageError(f"{out} already holds a run; choose another --out, or add "
+                         "--overwrite to replace it as a whole")
     target = out.resolve()
-    for run in runs:  # replacing a member, or a folder holding one, would lose it
+    for run in runs:
         member = Path(run).resolve()
         if member == target or target in member.parents:
             raise UsageError(f"--out {out}: holds the member {run}; choose another --out")
 
 
 def _ensemble_meta(runs: list[str | Path], metas: list[RunMeta], test: Metrics,
-                   precision: str) -> RunMeta:
+                   precision: str, found: Path | None) -> RunMeta:
     from mnist_cnn.run import PREPROCESSING, versions
 
     seconds = [m.timing.train_seconds for m in metas]
@@ -108,51 +110,19 @@ def _ensemble_meta(runs: list[str | Path], metas: list[RunMeta], test: Metrics,
         metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
         timing=Timing(sum(seconds) if None not in seconds else None, None, None, precision),
         versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        members=tuple(str(r) for r in runs))
-
-
-def _write_folder(out: Path, members: list[tuple[Net, RunMeta]], meta: RunMeta) -> None:
-    """Write every file into a temporary folder beside `out`, then put it in `out`'s place."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise MnistCnnError(f"{out}: cannot write here ({exc.strerror or exc})") from None
-    try:
-        _write_files(work, members, meta)
-        work.chmod(0o755)  # mkdtemp makes an owner-only folder; a run is meant to be shared
-        _swap(work, out)
-    except OSError as exc:
-        raise ModelFileError(f"{out}: cannot write the ensemble ({exc.strerror or exc})")\
-            from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        data_dir=None if found is None else str(found), members=tuple(str(r) for r in runs))
 
 
 def _write_files(folder: Path, members: list[tuple[Net, RunMeta]], meta: RunMeta) -> None:
-    """members/NN (each a run of its own), summary.txt, and model.json last."""
-    from mnist_cnn.run import write_run
+    """members/NN (each a run of its own), summary.txt, and model.json last (a folder
+    holding model.json is a complete run)."""
+    from mnist_cnn.run import write_run_files
 
     tables = []
     for i, (net, member_meta) in enumerate(members):
         source = Path(meta.members[i])
-        write_run(member_dir(folder, i), net, member_meta, checkpoint.read_history(source))
+        write_run_files(member_dir(folder, i), net, member_meta,
+                        checkpoint.read_history(source))
         tables.append(f"Member {i + 1:02d}: {source}\n{render_keras(summarize(net.arch))}")
     atomic_write_text(folder / checkpoint.SUMMARY, "\n".join(tables))
     checkpoint.save_meta(folder, meta)
-
-
-def _swap(work: Path, out: Path) -> None:
-    """Rename `work` to `out`; an existing `out` is set aside first and removed after."""
-    if not out.exists():
-        os.rename(work, out)  # refuses a non-empty `out` that appeared meanwhile
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    os.rename(out, old / out.name)
-    try:
-        os.rename(work, out)
-    except OSError:
-        os.rename(old / out.name, out)  # put the earlier folder back
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)

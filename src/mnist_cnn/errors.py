@@ -18,6 +18,8 @@ class DataError(MnistCnnError):
 class DownloadError(DataError):
     """Every mirror failed; the message lists each mirror and why."""
 
+    tried = ""  # "url: reason; url: reason", for a caller's fuller explanation
+
 
 class ModelFileError(MnistCnnError):
     """A run directory or model file that is missing, damaged or mismatched."""
@@ -45,6 +47,13 @@ class ArchitectureError(UsageError, ValueError):
 
 class TrainingError(MnistCnnError):
     """Training cannot go on (a non-finite loss, a refused resume)."""
+
+
+class OutputError(MnistCnnError, OSError):
+    """A file or folder that cannot be written: a read-only folder, a full disk, a file in
+    the way, a name too long, a run folder that is in use or not ours to replace.
+
+    Also an OSError, so code that caught the OSError of a failed write still catches it."""
 
 
 class ImageTooLargeError(ImageError):

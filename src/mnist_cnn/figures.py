@@ -120,22 +120,38 @@ def confusion_matrix(confusion: np.ndarray, classes: Sequence[str]) -> Figure:
     return fig
 
 
-def mistakes_grid(images: np.ndarray, rows: Sequence[tuple[int, str, str, float]],
-                  cols: int = 8) -> Figure:
-    """Digits with their true and (wrong) predicted labels; rows are (index, true, pred, p)."""
-    grid_rows = max(1, math.ceil(len(rows) / cols))
+def _digit_grid(images: np.ndarray, cells: Sequence[tuple[int, str]], title: str,
+                colour: str, cols: int, empty: str) -> Figure:
+    """Test digits in a grid, each under its caption; `cells` are (index, caption)."""
+    grid_rows = max(1, math.ceil(len(cells) / cols))
     fig = _figure(cols * 1.65, grid_rows * 2.3 + 0.5)
     axes = fig.subplots(grid_rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
-    for ax, (index, true, predicted, probability) in zip(axes.flat, rows, strict=False):
+    for ax, (index, caption) in zip(axes.flat, cells, strict=False):
         ax.imshow(images[index], cmap=INK, vmin=0, vmax=255)
-        ax.set_title(f"true: {true}\npredicted: {predicted}\n{probability:.1%} sure",
-                     fontsize=10, color="#b2182b")
-    if not rows:
-        axes[0, 0].text(0, 0.5, "The model made no mistakes on the test set.", fontsize=14)
-    fig.suptitle("The most confident mistakes on the test set", fontsize=14)
+        ax.set_title(caption, fontsize=10, color=colour)
+    if not cells:
+        axes[0, 0].text(0, 0.5, empty, fontsize=14)
+    fig.suptitle(title, fontsize=14)
     return fig
+
+
+def mistakes_grid(images: np.ndarray, rows: Sequence[tuple[int, str, str, float]],
+                  cols: int = 8) -> Figure:
+    """Digits with their true and (wrong) predicted labels; rows are (index, true, pred, p)."""
+    cells = [(index, f"true: {true}\npredicted: {predicted}\n{p:.1%} sure")
+             for index, true, predicted, p in rows]
+    return _digit_grid(images, cells, "The most confident mistakes on the test set",
+                       "#b2182b", cols, "The model made no mistakes on the test set.")
+
+
+def correct_grid(images: np.ndarray, rows: Sequence[tuple[int, str, float]],
+                 cols: int = 10) -> Figure:
+    """Digits the model read right, with its answer; rows are (index, label, p)."""
+    cells = [(index, f"{label}\n{p:.1%} sure") for index, label, p in rows]
+    return _digit_grid(images, cells, "Test images read right: the first two of each class",
+                       "#1a7f37", cols, "The model read no test image right.")
 
 
 def conv_filters(filters: np.ndarray, name: str = "conv2d", cols: int = 8) -> Figure:

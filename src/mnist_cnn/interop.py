@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from mnist_cnn.errors import ArchitectureError, MnistCnnError, ModelFileError
-from mnist_cnn.files import regular_file
+from mnist_cnn.files import read_bounded
 from mnist_cnn.layers import LAYER_TYPES, has_weights
 from mnist_cnn.model import ARCHITECTURES, INPUT_SHAPE, Architecture, Net
 
 MAX_MEMBER_BYTES = 64 << 20  # a .keras member larger than this is not a model we can hold
+MAX_FILE_BYTES = 2 * MAX_MEMBER_BYTES + (1 << 20)  # both members, with the archive's overhead
 # Keras config keys we read, by layer type; anything else must hold Keras' default.
 _SETTINGS = {"Conv2D": ("filters", "kernel_size", "strides", "padding", "activation",
                         "use_bias"),
@@ -135,8 +136,8 @@ def _weights_from_h5(groups: dict[str, list[Any]], model: Net, keras_names: list
     return state
 
 
-def _open_keras_archive(path: Path, h5py: Any) -> tuple[dict[str, Any], Any]:
-    with zipfile.ZipFile(path) as archive:
+def _open_keras_archive(path: Path, raw: bytes, h5py: Any) -> tuple[dict[str, Any], Any]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         for name in ("config.json", "model.weights.h5"):
             if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
                 raise ModelFileError(f"{path}: {name} is implausibly large")
@@ -166,15 +167,16 @@ def import_keras(path: str | Path) -> Net:
     from mnist_cnn.checkpoint import check_weights
 
     path = Path(path)
-    regular_file(path, ModelFileError, "Keras model file")
     h5py = _h5py()
+    # Read once, bounded, from a regular file: zipfile and HDF5 then work on the bytes.
+    raw = read_bounded(path, MAX_FILE_BYTES, ModelFileError, "Keras model file")
     try:
-        legacy = not zipfile.is_zipfile(path)
+        legacy = not zipfile.is_zipfile(io.BytesIO(raw))
         if legacy:
-            h5 = h5py.File(path, "r")
+            h5 = h5py.File(io.BytesIO(raw), "r")
             config = json.loads(h5.attrs["model_config"])
         else:
-            config, h5 = _open_keras_archive(path, h5py)
+            config, h5 = _open_keras_archive(path, raw, h5py)
         with h5:
             arch = architecture_from_keras(config).check_classifier()
             model = Net(arch)
@@ -192,22 +194,28 @@ def import_keras(path: str | Path) -> Net:
     return model.eval()
 
 
-def import_keras_run(path: str | Path, run_dir: Path, data_dir: str | Path | None = None):
-    """`mnist-cnn import-keras`: import, evaluate on the MNIST test set, write a run.
-    Returns the model and its test metrics."""
+def import_keras_run(path: str | Path, run_dir: Path, data_dir: str | Path | None = None,
+                     overwrite: bool = False):
+    """`mnist-cnn import-keras`: import, evaluate on the MNIST test set, write a run as one
+    unit (a non-empty `run_dir` only with `overwrite`). Returns the model and its test
+    metrics."""
     import time
 
     from mnist_cnn import data
     from mnist_cnn.checkpoint import RunMeta
     from mnist_cnn.evaluate import evaluate
-    from mnist_cnn.run import PREPROCESSING, versions, write_run
+    from mnist_cnn.run import PREPROCESSING, open_run, versions, write_run_files
 
-    model = import_keras(path)
-    _, (x_test, y_test) = data.load_data("mnist", data_dir)
-    test = evaluate(model, x_test, y_test)
-    meta = RunMeta(architecture=model.arch, dataset="mnist", recipe="keras",
-                   preprocessing=PREPROCESSING, source={"keras_file": str(path)},
-                   metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
-                   versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_run(run_dir, model, meta)
+    with open_run(Path(run_dir), overwrite, what="importing") as target:  # checked first
+        model = import_keras(path)
+        x_test, y_test = data.load_test("mnist", data_dir)
+        test = evaluate(model, x_test, y_test)
+        found = data.found_in(data.get_dataset("mnist"), data.TEST_SPLITS, data_dir)
+        meta = RunMeta(architecture=model.arch, dataset="mnist", recipe="keras",
+                       preprocessing=PREPROCESSING, source={"keras_file": str(path)},
+                       metrics={"test_loss": test.loss, "test_accuracy": test.accuracy},
+                       versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       data_dir=None if found is None else str(found))
+        write_run_files(target.staging, model, meta)
+        target.folder.commit()
     return model, test

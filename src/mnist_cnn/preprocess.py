@@ -90,15 +90,11 @@ def check_pixel_count(width: int, height: int) -> None:
 
 def prepare_file(path: str | Path) -> np.ndarray:
     """Read an image file and return its MNIST-style (28, 28) uint8 digit."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageTooLargeError(
-                f"{path}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    from mnist_cnn.files import read_bounded
+
+    # Bounded while reading: st_size is 0 for /dev/zero, and a FIFO is refused, not waited on.
+    data = read_bounded(Path(path), MAX_FILE_BYTES, ImageError, "image file",
+                        too_large=ImageTooLargeError)
     return to_mnist(decode_image(data))
 
 

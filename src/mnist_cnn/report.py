@@ -26,6 +26,7 @@ from mnist_cnn.report_trust import TrustData
 from mnist_cnn.summary import Summary
 
 MISTAKES_SHOWN = 24  # three rows of eight in the grid
+RIGHT_PER_CLASS = 2  # correct answers shown beside the mistakes: the first two of each class
 MAP_KINDS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")  # outputs shown as pictures
 
 
@@ -34,7 +35,8 @@ class Mistake:
     index: int  # position in the test set
     true: int
     predicted: int
-    probability: float  # the model's softmax probability for its (wrong) prediction
+    probability: float  # the model's softmax probability for its prediction (wrong, for a
+    # mistake; ReportData.right holds right answers in the same form)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ReportData:
     test_images: np.ndarray  # (N, 28, 28) uint8
     test_labels: np.ndarray  # (N,)
     mistakes: list[Mistake]  # the most confident first
+    right: list[Mistake]  # right answers: each class's first, then each class's second
     filters: np.ndarray  # (filters, kh, kw): the first convolution's kernels
     examples: list[Example]
     summary: Summary
@@ -79,7 +82,7 @@ class ReportResult:
 def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportData:
     """Every number the report shows, computed from the run and its dataset's test set."""
     from mnist_cnn import checkpoint, data
-    from mnist_cnn.device import to_tensors
+    from mnist_cnn.device import to_tensors, use_bf16
     from mnist_cnn.evaluate import metrics_from_logits, predict_logits
     from mnist_cnn.predict import Predictor
     from mnist_cnn.report_trust import compute_trust
@@ -88,20 +91,23 @@ def compute_report(run_dir: str | Path, data_dir: str | Path | None = None) -> R
     predictor = Predictor.from_run(run_dir)
     meta = predictor.meta
     dataset = data.get_dataset(meta.dataset)
-    train, (images, labels) = data.load_data(dataset.name, data_dir)
+    # The training set too: the trust section calibrates on a held-out part of it.
+    train, (images, labels) = data.load_data(dataset.name, data_dir, recorded=meta.data_dir)
     x, y = to_tensors(images, labels, torch.device("cpu"), channels_last=True)
-    logits = predict_logits(predictor.model, x).float()
+    # In the run's own precision, as training and `evaluate` measure it: one test loss.
+    bf16 = use_bf16(meta.timing.precision, torch.device("cpu"))
+    logits = predict_logits(predictor.model, x, bf16=bf16).float()
     probabilities = torch.softmax(logits, dim=1).numpy()
     predictions = probabilities.argmax(1)
     metrics = metrics_from_logits(logits, y, len(dataset.classes))
-    mistakes = _mistakes(probabilities, labels)
+    mistakes, right = _mistakes(probabilities, labels), _right(probabilities, labels)
     examples = _examples(predictor, images, labels, probabilities)
     trust = compute_trust(predictor.model, meta, train, (images, labels), logits,
                           [m.index for m in mistakes], [e.index for e in examples])
     return ReportData(
         meta=meta, classes=dataset.classes, history=checkpoint.read_history(run_dir),
         metrics=metrics, predictions=predictions, test_images=images, test_labels=labels,
-        mistakes=mistakes, filters=predictor.conv1_filters(), examples=examples,
+        mistakes=mistakes, right=right, filters=predictor.conv1_filters(), examples=examples,
         summary=summarize(predictor.arch), trust=trust,
         weights=checkpoint.weights_digest(predictor.model.state_dict()))
 
@@ -113,6 +119,21 @@ def _mistakes(probabilities: np.ndarray, labels: np.ndarray) -> list[Mistake]:
     order = wrong[np.argsort(-confidence, kind="stable")][:MISTAKES_SHOWN]
     return [Mistake(int(i), int(labels[i]), int(predictions[i]),
                     float(probabilities[i, predictions[i]])) for i in order]
+
+
+def _right(probabilities: np.ndarray, labels: np.ndarray) -> list[Mistake]:
+    """The first RIGHT_PER_CLASS correctly read test images of each class, by rank."""
+    predictions = probabilities.argmax(1)
+    firsts = [np.flatnonzero((labels == c) & (predictions == c))[:RIGHT_PER_CLASS]
+              for c in range(probabilities.shape[1])]
+    right = []
+    for rank in range(RIGHT_PER_CLASS):  # a row of each class's first, then its second
+        for found in firsts:
+            if rank < len(found):
+                i = int(found[rank])
+                right.append(Mistake(i, int(labels[i]), int(labels[i]),
+                                     float(probabilities[i, labels[i]])))
+    return right
 
 
 def _examples(predictor: Any, images: np.ndarray, labels: np.ndarray,
@@ -145,6 +166,8 @@ def _draw(report: ReportData) -> dict[str, Any]:
     drawn["mistakes"] = figures.mistakes_grid(
         report.test_images,
         [(e.index, classes[e.true], classes[e.predicted], e.probability) for e in report.mistakes])
+    drawn["right"] = figures.correct_grid(
+        report.test_images, [(e.index, classes[e.true], e.probability) for e in report.right])
     if len(report.filters):
         drawn["filters"] = figures.conv_filters(report.filters)
     arch = report.meta.architecture

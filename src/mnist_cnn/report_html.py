@@ -58,6 +58,9 @@ def headline(report: ReportData, t: Translator | None = None) -> list[tuple[str,
         rows.append((t("head.train_time"), t(
             "head.train_time_value", seconds=f"{timing.train_seconds:.1f}",
             device=timing.device or "?", precision=timing.precision)))
+    if meta.source and "keras_file" in meta.source:  # imported: no training date to show
+        return rows + [(t("head.source"), t("head.imported_value",
+                                             file=meta.source["keras_file"]))]
     return rows + [(t("head.trained"), meta.date or "?")]
 
 

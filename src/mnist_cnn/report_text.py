@@ -27,6 +27,8 @@ EN: dict[str, str] = {
     "head.train_time": "training time",
     "head.train_time_value": "{seconds} s on {device} ({precision})",
     "head.trained": "trained",
+    "head.source": "source",
+    "head.imported_value": "imported from {file}",
     # sections
     "sec.summary": "Model summary",
     "sec.figures": "Figures",
@@ -44,6 +46,9 @@ EN: dict[str, str] = {
                      "class's accuracy.",
     "fig.mistakes": "The most confident mistakes",
     "cap.mistakes": "The test images the model got wrong with the highest confidence.",
+    "fig.right": "Test images read right",
+    "cap.right": "For comparison, test images the model read right: the first two of each "
+                 "class in the test set, with the model's answer and how sure it was.",
     "fig.filters": "The first convolution's filters",
     "cap.filters": "The first convolution's learned 3x3 filters: each slides over the digit "
                    "and responds where the ink matches its pattern (red weights add, blue "
@@ -155,6 +160,8 @@ KO: dict[str, str] = {
     "head.train_time": "학습 시간",
     "head.train_time_value": "{device}에서 {seconds}초 ({precision})",
     "head.trained": "학습 일시",
+    "head.source": "출처",
+    "head.imported_value": "{file}에서 가져옴",
     "sec.summary": "모델 요약",
     "sec.figures": "그림",
     "sec.feature_maps": "특성 맵: 클래스마다 테스트 이미지 한 장",
@@ -169,6 +176,9 @@ KO: dict[str, str] = {
                      "대각선은 정답이고 나머지는 모두 오답입니다. 오른쪽: 클래스별 정확도.",
     "fig.mistakes": "가장 확신한 오답",
     "cap.mistakes": "모델이 가장 높은 확신으로 틀린 테스트 이미지들입니다.",
+    "fig.right": "맞게 읽은 테스트 이미지",
+    "cap.right": "비교를 위해, 모델이 맞게 읽은 테스트 이미지: 테스트 세트에서 클래스마다 "
+                 "처음 두 장과 모델의 답, 그리고 그 확신도입니다.",
     "fig.filters": "첫 번째 합성곱의 필터",
     "cap.filters": "첫 번째 합성곱 층이 학습한 3x3 필터: 각 필터가 숫자 위를 미끄러지며 "
                    "잉크가 자신의 패턴과 맞는 곳에서 반응합니다(빨간 가중치는 더하고, 파란 "

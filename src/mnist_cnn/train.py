@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_cnn import distributed
+from mnist_cnn.augment import Augment, augment_generator, random_distort
 from mnist_cnn.checkpoint import TrainState
 from mnist_cnn.config import Recipe, TrainConfig
 from mnist_cnn.device import autocast, resolve_device, to_tensors, use_bf16
@@ -35,6 +37,23 @@ class Reporter(Protocol):
 
 
 @dataclass
+class EpochProgress:
+    """An epoch between two steps: enough to finish it exactly as if it had never stopped."""
+
+    order_rng: torch.Tensor  # the shuffle generator's state before this epoch's order
+    step: int = 0  # steps done in this epoch
+    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # the sums the
+    correct: torch.Tensor = field(  # epoch's logs are computed from
+        default_factory=lambda: torch.zeros((), dtype=torch.int64))
+    seen: int = 0  # images seen in this epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order_rng": self.order_rng, "step": self.step, "seen": self.seen,
+                "loss_sum": self.loss_sum.detach().cpu().clone(),
+                "correct": self.correct.detach().cpu().clone()}
+
+
+@dataclass
 class Training:
     """The loop's moving parts. The API keeps one between fit() calls, as Keras keeps its
     optimiser; a checkpoint (TrainState) is a snapshot of one."""
@@ -47,7 +66,9 @@ class Training:
     steps: int = 0  # optimiser steps so far (Adam's bias correction counts them)
     train_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    progress: EpochProgress | None = None  # the epoch under way (None between epochs)
     ddp: torch.nn.Module | None = None  # the model's DistributedDataParallel wrapper, if any
+    distort: torch.Generator | None = None  # the augmentation's draws, saved like shuffle's
 
     @property
     def forward(self) -> torch.nn.Module:
@@ -64,13 +85,16 @@ class Training:
                    torch.Generator().manual_seed(seed))
 
     def snapshot(self, epoch: int, config: TrainConfig) -> TrainState:
-        """A resumable checkpoint after `epoch` completed epochs."""
+        """A resumable checkpoint after `epoch` completed epochs (and the next one's
+        progress, when taken inside an epoch)."""
         return TrainState(epoch=epoch, model=self.model.state_dict(),
                           optimizer=self.optimizer.state_dict(),
                           scheduler=self.scheduler.state_dict(),
                           shuffle_rng=self.shuffle.get_state(), torch_rng=torch.get_rng_state(),
                           history=list(self.history), train_seconds=self.train_seconds,
-                          steps=self.steps, config=config)
+                          steps=self.steps, config=config,
+                          progress=self.progress.to_dict() if self.progress else None,
+                          augment_rng=None if self.distort is None else self.distort.get_state())
 
     def restore(self, state: TrainState) -> None:
         try:  # load_state checked the structure; the details can still disagree
@@ -80,10 +104,16 @@ class Training:
             self.shuffle.set_state(state.shuffle_rng)
             if state.torch_rng is not None:  # Dropout's masks come from torch's own RNG
                 torch.set_rng_state(state.torch_rng)
+            if self.distort is not None:
+                self.distort.set_state(state.augment_rng)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the checkpoint does not fit this run ({exc})") from None
         self.history, self.steps = list(state.history), state.steps
         self.train_seconds = state.train_seconds
+        device = next(self.model.parameters()).device
+        self.progress = None if state.progress is None else EpochProgress(
+            **{**state.progress, "loss_sum": state.progress["loss_sum"].to(device),
+               "correct": state.progress["correct"].to(device)})
 
 
 def load_optimizer_runtime() -> None:
@@ -108,8 +138,11 @@ class Plan:
     total_steps: int | None = None  # stop when the run has taken this many steps
     shuffle: bool = True
     first_epoch: int = 0  # epochs already done (a resumed run)
+    checkpoint_steps: int | None = None  # also checkpoint inside an epoch, every N steps
+    checkpoint_seconds: float | None = None  # ... or every N seconds of training
     rank: int = 0  # under DDP: this process's part of every batch ...
     world: int = 1  # ... of this many (the batch is the global batch, split over the ranks)
+    augment: Augment | None = None  # distort each batch, drawing from Training.distort
 
 
 @dataclass
@@ -147,23 +180,42 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
     return (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _due(plan: Plan, step: int, since: float) -> bool:
+    """Whether a checkpoint inside the epoch is due after `step` steps of it."""
+    return bool((plan.checkpoint_steps and step % plan.checkpoint_steps == 0) or (
+        plan.checkpoint_seconds and time.perf_counter() - since >= plan.checkpoint_seconds))
+
+
 def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
-                plan: Plan, steps: int, reporter: Reporter | None = None) -> dict[str, float]:
-    """`steps` optimiser steps over `x[order]` in batches; returns the epoch's mean loss and
-    accuracy. `y` holds class indices (N,) or one-hot / soft targets (N, classes).
+                plan: Plan, steps: int, reporter: Reporter | None = None,
+                on_checkpoint: Callable[[], None] | None = None) -> dict[str, float]:
+    """Optimiser steps `t.progress.step + 1 .. steps` over `x[order]` in batches (a resumed
+    epoch goes on where it stopped); returns the epoch's mean loss and accuracy and adds
+    the time to `t.train_seconds`. `y` holds class indices (N,) or one-hot / soft targets
+    (N, classes). `on_checkpoint()` is called when `plan` says one is due inside the epoch.
 
     Under DDP (`plan.world` > 1) each rank takes its part of every batch, and the gradient
-    of the loss it back-propagates, averaged over the ranks by DDP, is the whole batch's."""
-    model, device = t.forward, x.device
+    of the loss it back-propagates, averaged over the ranks by DDP, is the whole batch's.
+    """
+    model, device, weight = t.forward, x.device, 1.0
     model.train()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    seen, weight = 0, 1.0
-    for i in range(steps):
+    if t.progress is None:
+        t.progress = EpochProgress(t.shuffle.get_state())
+    p = t.progress
+    p.loss_sum, p.correct = p.loss_sum.to(device), p.correct.to(device)
+    start = saved = time.perf_counter()
+    for i in range(p.step, steps):
         idx = order[i * plan.batch_size:(i + 1) * plan.batch_size]
         if plan.world > 1:
             idx, weight = distributed.shard(idx, plan.rank, plan.world)
         xb, yb = x[idx], y[idx]
+        if plan.augment is not None and t.distort is not None:
+            xb = random_distort(xb, plan.augment, t.distort)
         with autocast(device, plan.bf16):
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=plan.label_smoothing)
@@ -173,39 +225,64 @@ def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tens
         t.scheduler.step()
         t.steps += 1
         labels = yb if yb.dim() == 1 else yb.argmax(1)
-        loss_sum += loss.detach() * len(yb)
-        correct += (logits.argmax(1) == labels).sum()
-        seen += len(yb)
+        p.loss_sum += loss.detach() * len(yb)
+        p.correct += (logits.argmax(1) == labels).sum()
+        p.seen, p.step = p.seen + len(yb), i + 1
         if reporter:
-            reporter.step(i + 1, loss_sum, correct, seen)
+            reporter.step(i + 1, p.loss_sum, p.correct, p.seen)
+        if on_checkpoint is not None and i + 1 < steps and _due(plan, i + 1, saved):
+            _sync(device)
+            t.train_seconds += time.perf_counter() - start
+            if not math.isfinite(p.loss_sum.item()):  # never checkpoint a diverged model
+                raise TrainingError("the training loss became non-finite; stopping (the last "
+                                    "good checkpoint is kept). Try a lower --lr.")
+            on_checkpoint()
+            start = saved = time.perf_counter()  # saving is not training time
+    _sync(device)
+    t.train_seconds += time.perf_counter() - start
     if plan.world > 1:  # the epoch's figures over every rank's images
-        total_loss, total_correct, seen_all = distributed.all_sum(loss_sum, correct, seen)
+        total_loss, total_correct, seen_all = distributed.all_sum(p.loss_sum, p.correct, p.seen)
         return {"loss": total_loss / seen_all, "accuracy": total_correct / seen_all}
-    return {"loss": loss_sum.item() / seen, "accuracy": correct.item() / seen}
+    return {"loss": p.loss_sum.item() / p.seen, "accuracy": p.correct.item() / p.seen}
+
+
+def _epoch_order(t: Training, n: int, shuffle: bool) -> torch.Tensor:
+    """This epoch's order: drawn from the shuffle generator at the epoch's start (Keras
+    reshuffles every epoch), or redrawn from the saved state for a resumed epoch."""
+    if not shuffle:
+        return torch.arange(n)
+    if t.progress is None:
+        t.progress = EpochProgress(t.shuffle.get_state())
+        return torch.randperm(n, generator=t.shuffle)
+    return torch.randperm(n, generator=torch.Generator().set_state(t.progress.order_rng))
 
 
 def run_epochs(t: Training, x: torch.Tensor, y: torch.Tensor, plan: Plan,
                val: tuple[torch.Tensor, torch.Tensor] | None = None,
                reporter: Reporter | None = None,
-               on_epoch: Callable[[int], None] | None = None) -> None:
+               on_epoch: Callable[[int], None] | None = None,
+               on_checkpoint: Callable[[int], None] | None = None) -> None:
     """Epochs `plan.first_epoch + 1 .. plan.epochs`, each reshuffled (Keras' fit); appends to
-    `t.history` and calls `on_epoch(epoch)` after each completed epoch."""
+    `t.history` and calls `on_epoch(epoch)` after each completed epoch, and
+    `on_checkpoint(completed epochs)` when a checkpoint is due inside one."""
     steps_per_epoch = math.ceil(len(x) / plan.batch_size)
     total = plan.total_steps if plan.total_steps is not None else math.inf
     for epoch in range(plan.first_epoch, plan.epochs):
-        if t.steps >= total:
+        done_before = t.steps - (t.progress.step if t.progress else 0)
+        if done_before >= total:
             break
-        steps = int(min(steps_per_epoch, total - t.steps))
+        steps = int(min(steps_per_epoch, total - done_before))
         if reporter:
             reporter.epoch_begin(epoch + 1, plan.epochs, steps)
-        order = (torch.randperm(len(x), generator=t.shuffle) if plan.shuffle
-                 else torch.arange(len(x))).to(x.device)
-        start = time.perf_counter()
-        logs = train_epoch(t, x, y, order, plan, steps, reporter)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        t.train_seconds += seconds
+        order = _epoch_order(t, len(x), plan.shuffle).to(x.device)
+        before = t.train_seconds
+        try:
+            logs = train_epoch(t, x, y, order, plan, steps, reporter,
+                               None if on_checkpoint is None else partial(on_checkpoint, epoch))
+        except BaseException:  # an interrupted epoch is resumed from a checkpoint only; the
+            t.progress = None  # API's next fit() starts a fresh epoch, as Keras' does
+            raise
+        seconds = t.train_seconds - before
         if not math.isfinite(logs["loss"]):
             raise TrainingError(f"the training loss became non-finite in epoch {epoch + 1}; "
                                 "stopping (the last good checkpoint is kept). Try a lower --lr.")
@@ -213,6 +290,7 @@ def run_epochs(t: Training, x: torch.Tensor, y: torch.Tensor, plan: Plan,
             metrics = evaluate_tensors(t.model, *val, bf16=plan.bf16)
             logs |= {"val_loss": metrics.loss, "val_accuracy": metrics.accuracy}
         t.history.append({"epoch": epoch + 1, **logs})
+        t.progress = None
         if reporter:
             reporter.epoch_end(logs, seconds, steps)
         if on_epoch is not None:
@@ -222,16 +300,23 @@ def run_epochs(t: Training, x: torch.Tensor, y: torch.Tensor, plan: Plan,
 def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
         val: tuple[np.ndarray, np.ndarray] | None = None, reporter: Reporter | None = None,
         state: TrainState | None = None,
-        on_epoch: Callable[[TrainState], None] | None = None) -> TrainResult:
+        on_epoch: Callable[[TrainState], None] | None = None,
+        checkpoint_steps: int | None = None,
+        checkpoint_seconds: float | None = None) -> TrainResult:
     """Train `cfg.arch` on `train` (uint8 images, int labels); return the model and history.
 
-    `state` (from a checkpoint) resumes a run; `on_epoch(state)` is called after every
-    completed epoch with a resumable state, so the caller can save it.
+    `state` (from a checkpoint) resumes a run; `on_epoch(state)` is called with a resumable
+    state after every completed epoch, and inside an epoch every `checkpoint_steps` steps or
+    `checkpoint_seconds` seconds, so the caller can save it.
+
+    Under DDP (torchrun's ranks) checkpoints come at the ends of epochs only: a rank's
+    epoch sums are its own until the epoch's end adds them up.
     """
     recipe, here = cfg.resolved_recipe(), distributed.world()
     device = distributed.local_device(resolve_device(cfg.device))
     if here.size > 1:
         distributed.check_batch(recipe.batch_size, here.size)
+        checkpoint_steps = checkpoint_seconds = None
     bf16 = use_bf16(recipe.precision, device)
     x, y = to_tensors(*train, device, recipe.channels_last)
     val_t = to_tensors(*val, device, recipe.channels_last) if val is not None else None
@@ -244,17 +329,22 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
         total_steps = min(total_steps, cfg.max_steps)
     spec = OptimizerSpec.named(recipe.optimizer, recipe.lr)
     t = Training.start(model, spec, schedule(recipe, total_steps), cfg.seed)
+    t.distort = augment_generator(recipe.augment, cfg.seed)  # None unless the recipe augments
     if state is not None:
         t.restore(state)
+        if here.size > 1 and t.progress is not None and not here.main:
+            t.progress.loss_sum.zero_()  # an epoch resumed under DDP: its sums so far
+            t.progress.correct.zero_()   # count once, on rank 0
+            t.progress.seen = 0
     plan = Plan(recipe.epochs, recipe.batch_size, bf16, recipe.label_smoothing, total_steps,
-                first_epoch=state.epoch if state is not None else 0, rank=here.rank,
-                world=here.size)
+                first_epoch=state.epoch if state is not None else 0,
+                checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
+                rank=here.rank, world=here.size, augment=recipe.augment)
+    save = None if on_epoch is None else lambda epoch: on_epoch(t.snapshot(epoch, cfg))
     with distributed.guard():
         if here.size > 1:
             t.ddp = distributed.wrap(model)
-        run_epochs(t, x, y, plan, val_t, reporter,
-                   on_epoch=None if on_epoch is None
-                   else lambda epoch: on_epoch(t.snapshot(epoch, cfg)))
+        run_epochs(t, x, y, plan, val_t, reporter, on_epoch=save, on_checkpoint=save)
     return TrainResult(model=model.eval(), history=t.history, train_seconds=t.train_seconds,
                        steps=t.steps, device=str(device), precision="bf16" if bf16 else "fp32",
                        hyperparameters={**asdict(recipe), "optimizer": spec.to_dict(),

@@ -92,6 +92,15 @@ def corpus() -> dict[str, bytes]:
         "state/png-zip-polyglot.pt": PNG + _torch_zip(payload),
         "state/truncated-zip.pt": _torch_zip(pickle.dumps({"epoch": 1}))[:60],
         "state/html-page.pt": b"<!DOCTYPE html><html></html>",
+        # history.csv
+        "history/nan-epoch.csv": b"epoch,loss,accuracy\nnan,0.5,0.9\n",
+        "history/no-epoch-column.csv": b"loss,accuracy\n0.5,0.9\n",
+        "history/text-value.csv": b"epoch,loss,accuracy\n1,x,0.9\n",
+        "history/epoch-zero.csv": b"epoch,loss,accuracy\n0,0.5,0.9\n",
+        "history/infinite-loss.csv": b"epoch,loss,accuracy\n1,inf,0.9\n",
+        "history/short-row.csv": b"epoch,loss,accuracy\n1,0.5\n",
+        "history/not-utf8.csv": b"epoch,loss,accuracy\n1,\xff\xfe,0.9\n",
+        "history/nul-bytes.csv": b"epoch,loss,accuracy\n1,0.5\x00,0.9\n",
     }
 
 

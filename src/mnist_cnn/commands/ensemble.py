@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="the member runs (2 to 16)")
     p.add_argument("--out", required=True, metavar="DIR", help="the ensemble's run directory")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace --out as a whole if it exists")
+                   help="let --out replace an existing run (or a folder of other files) as "
+                        "a whole, once the ensemble is complete")
     add_data_dir(p)
     p.set_defaults(func=run)
 

@@ -31,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from mnist_cnn.tta import check_tta, with_tta
 
     check_tta(args.tta)
+    data.check_data_dir(args.data_dir)
     model, meta = load_model(args.run)
     model = with_tta(model, args.tta)
     dataset = data.get_dataset(meta.dataset)
-    _, (x_test, y_test) = data.load_data(dataset.name, args.data_dir)
+    # Only the two test files; also where the run's own data was found when it was trained.
+    x_test, y_test = data.load_test(dataset.name, args.data_dir, recorded=meta.data_dir)
     metrics = evaluate(model, x_test, y_test, args.precision or meta.timing.precision)
     if args.json:
         print(json.dumps({"run": str(args.run), "dataset": dataset.name,

@@ -15,15 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "other command can use. The test set is evaluated to fill in the "
                        "run's metrics.")
     p.add_argument("model", metavar="MODEL", help="a .keras or .h5 file saved by Keras")
-    p.add_argument("--out", metavar="DIR", required=True, help="the run directory to write")
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="the run directory to write (a new or empty folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out replace an existing run (or a folder of other files) as "
+                        "a whole")
     add_data_dir(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mnist_cnn.data import check_data_dir
     from mnist_cnn.interop import import_keras_run
 
-    model, test = import_keras_run(args.model, Path(args.out), args.data_dir)
+    check_data_dir(args.data_dir)
+    model, test = import_keras_run(args.model, Path(args.out), args.data_dir, args.overwrite)
     print(f"Imported {args.model}: {model.arch.param_count():,} parameters, "
           f"test accuracy {test.accuracy:.2%}.")
     print(f"Saved the run to {args.out}/")
