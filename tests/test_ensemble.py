@@ -185,6 +185,9 @@ def test_report_of_an_ensemble(ensemble, members, mnist, data_dir, tmp_path, cap
     assert (out / "feature_maps_0.png").is_file()  # the first member's maps
     card = (out / "MODEL_CARD.md").read_text()
     assert f"ensemble of {len(SEEDS)} such networks" in card
+    page = (out / "index.html").read_text()
+    assert f"the mean of {len(SEEDS)} networks&#x27; probabilities" in page
+    assert f"네트워크 {len(SEEDS)}개의 확률 평균" in page
     # The "not sure" line the report chose is the ensemble's, and the page takes it as such.
     from mnist_cnn.export_web import model_script
 
@@ -399,3 +402,12 @@ def test_the_help_names_the_largest_ensemble():
 
     sub = build_parser()._subparsers._group_actions[0].choices["ensemble"]
     assert f"(2 to {MAX_MEMBERS})" in sub.format_help()
+
+
+def test_train_into_an_ensemble_folder_says_it_holds_a_run(ensemble, tmp_path, data_dir, capsys):
+    """An ensemble folder is a run to `train --out` too: refused as one, not as other files."""
+    out = tmp_path / "ens"
+    shutil.copytree(ensemble, out)
+    assert main(["train", "--max-steps", "1", "--out", str(out), "--data-dir",
+                 str(data_dir)]) == 2
+    assert "already holds a run" in _one_error_line(capsys)
