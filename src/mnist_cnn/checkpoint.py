@@ -2,6 +2,9 @@
 
     model.safetensors    the weights (safetensors: no code, shapes and dtypes checked)
     model.json           RunMeta: architecture, dataset, recipe, metrics, timing, versions
+    members/01, ...      an ensemble's networks instead of model.safetensors: each a run
+                         folder of its own (model.json, model.safetensors), listed in the
+                         ensemble's model.json "members"; its "architecture" is the first's
     history.csv          one row per epoch (read_history / write_history)
     checkpoint/state.pt  TrainState: everything needed to resume training exactly
 
@@ -24,6 +27,7 @@ from typing import Any
 
 import torch
 
+from mnist_cnn.averaging import Ensemble, Model
 from mnist_cnn.config import TrainConfig
 from mnist_cnn.datasets import DATASETS
 from mnist_cnn.errors import MnistCnnError, ModelFileError
@@ -47,6 +51,9 @@ MAX_HISTORY_BYTES = 1 << 20
 MAX_WEIGHTS_BYTES = 64 << 20  # 10 million float32 parameters fit in 40 MB
 MAX_STATE_BYTES = 256 << 20  # weights and two optimiser moments
 MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+MEMBERS = "members"  # an ensemble's folder of networks: members/01, members/02, ...
+MAX_MEMBERS = 16  # past a handful, another member changes the average by little
+MAX_ENSEMBLE_BYTES = 256 << 20  # all members' weight files together
 
 
 def _fail(problem: str) -> ModelFileError:
@@ -160,11 +167,18 @@ class RunMeta:
     # report look there too, so a run trained with --data-dir needs no flag afterwards.
     data_dir: str | None = None
     calibration: CalibrationMeta | None = None  # written by `mnist-cnn report`
+    # An ensemble: the runs its networks were copied from, in order (members/01, ...), as
+    # information; empty for a single network (and then not written at all).
+    members: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "members":
+                if value:
+                    out["members"] = list(value)
+                continue
             if isinstance(value, (Architecture, TrainConfig)):
                 value = value.to_dict()
             elif isinstance(value, (Timing, CalibrationMeta)):
@@ -207,6 +221,7 @@ class RunMeta:
                                      or not data_dir.startswith("/")):
             raise _fail("data_dir must be an absolute folder path")
         source, calibration = data.get("source"), data.get("calibration")
+        members = _members(data.get("members", []))
         return cls(arch, dataset, data.get("recipe"),
                    _flat(data.get("hyperparameters", {}), "hyperparameters"),
                    _flat(data.get("preprocessing", {}), "preprocessing"),
@@ -214,7 +229,23 @@ class RunMeta:
                    Timing.from_dict(data.get("timing", {})),
                    _flat(data.get("versions", {}), "versions"), data.get("date"), config,
                    None if source is None else _flat(source, "source"), data_dir,
-                   None if calibration is None else CalibrationMeta.from_dict(calibration))
+                   None if calibration is None else CalibrationMeta.from_dict(calibration),
+                   members)
+
+
+def _members(value: Any) -> tuple[str, ...]:
+    """model.json's "members": the sources of 2..MAX_MEMBERS networks (or none at all)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= MAX_PATH_CHARS
+                                              for v in value):
+        raise _fail("members must be a list of the member runs' names")
+    if value and not 2 <= len(value) <= MAX_MEMBERS:
+        raise _fail(f"an ensemble has 2 to {MAX_MEMBERS} members, not {len(value)}")
+    return tuple(value)
+
+
+def member_dir(run_dir: str | Path, index: int) -> Path:
+    """The folder of an ensemble's member `index` (0-based): RUN/members/01, ..."""
+    return Path(run_dir) / MEMBERS / f"{index + 1:02d}"
 
 
 # ---------------------------------------------------------------- weights + model.json
@@ -262,17 +293,59 @@ def read_meta(run_dir: str | Path) -> RunMeta:
         raise ModelFileError(f"{path}: {exc}") from None
 
 
-def load_model(run_dir: str | Path) -> tuple[Net, RunMeta]:
-    """Rebuild the model from model.json alone and load its weights, checking shapes strictly."""
+def load_model(run_dir: str | Path) -> tuple[Model, RunMeta]:
+    """Rebuild the model from model.json alone and load its weights, checking shapes strictly.
+
+    An ensemble's run gives an `Ensemble` of its members, each read the same way from its
+    own folder; any model maps (N, 1, 28, 28) images to (N, 10) logits."""
+    meta = read_meta(run_dir)
+    if meta.members:
+        return _load_ensemble(Path(run_dir), meta), meta
+    return _load_net(Path(run_dir), meta), meta
+
+
+def _load_ensemble(run_dir: Path, meta: RunMeta) -> Ensemble:
+    """Every member: a single network's run of the ensemble's dataset, the first with the
+    ensemble's architecture, all weights together within MAX_ENSEMBLE_BYTES."""
+    nets, total = [], 0
+    for i in range(len(meta.members)):
+        folder = member_dir(run_dir, i)
+        if folder.is_symlink() or not folder.is_dir():
+            raise ModelFileError(f"{folder}: missing; the ensemble {run_dir} lists "
+                                 f"{len(meta.members)} members")
+        member = read_meta(folder)
+        if member.members:
+            raise ModelFileError(f"{folder}: an ensemble inside an ensemble")
+        if member.dataset != meta.dataset:
+            raise ModelFileError(f"{folder}: a {member.dataset} model in a {meta.dataset} "
+                                 "ensemble")
+        total += _size(folder / WEIGHTS)
+        if total > MAX_ENSEMBLE_BYTES:
+            raise ModelFileError(f"{run_dir}: the members' weights exceed "
+                                 f"{MAX_ENSEMBLE_BYTES >> 20} MB together")
+        nets.append(_load_net(folder, member))
+    if nets[0].arch != meta.architecture:
+        raise ModelFileError(f"{run_dir / META}: its architecture is not its first member's")
+    return Ensemble(nets).eval()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read_bounded names the missing file
+
+
+def _load_net(run_dir: Path, meta: RunMeta) -> Net:
+    """One network: model.json's architecture and the weights of model.safetensors."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    meta = read_meta(run_dir)
     try:
         model = Net(meta.architecture.check_classifier())
     except MnistCnnError as exc:
-        raise ModelFileError(f"{Path(run_dir) / META}: {exc}") from None
-    path = Path(run_dir) / WEIGHTS
+        raise ModelFileError(f"{run_dir / META}: {exc}") from None
+    path = run_dir / WEIGHTS
     raw = read_bounded(path, MAX_WEIGHTS_BYTES, ModelFileError, "weights file")
     try:
         tensors = load(raw)
@@ -280,7 +353,7 @@ def load_model(run_dir: str | Path) -> tuple[Net, RunMeta]:
         raise ModelFileError(f"{path}: damaged weights file ({exc})") from None
     check_weights(tensors, model, path)
     model.load_state_dict(tensors, strict=True)
-    return model.eval(), meta
+    return model.eval()
 
 
 def check_weights(tensors: dict[str, torch.Tensor], model: Net, where: Path | str) -> None:

@@ -14,6 +14,7 @@ from mnist_cnn import __version__
 from mnist_cnn.commands import (
     bench,
     data,
+    ensemble,
     evaluate,
     export,
     import_keras,
@@ -27,7 +28,7 @@ from mnist_cnn.commands import (
 from mnist_cnn.commands.common import PROG
 from mnist_cnn.errors import MnistCnnError
 
-COMMANDS = (summary, train, evaluate, report, predict, serve, export, data, bench,
+COMMANDS = (summary, train, evaluate, report, predict, serve, export, ensemble, data, bench,
             import_keras, sweep)
 
 

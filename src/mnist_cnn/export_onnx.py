@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from mnist_cnn import __version__
+from mnist_cnn.averaging import Ensemble, probabilities
 from mnist_cnn.errors import ModelFileError
 from mnist_cnn.files import atomic_write, read_bounded
 from mnist_cnn.model import INPUT_SHAPE, Net
@@ -38,12 +39,13 @@ OPSET = 17  # every onnxruntime of the last years runs it; nothing here needs a 
 class Probabilities(nn.Module):
     """The network with its final softmax, as the exported graph computes it."""
 
-    def __init__(self, net: Net):
+    def __init__(self, net: Net | Ensemble):
         super().__init__()
         self.net = net
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(image), dim=1)  # (N, 10)
+        # (N, 10); an ensemble's graph holds every member and takes the mean of theirs
+        return probabilities(self.net, image)
 
 
 def _onnx():
@@ -65,7 +67,7 @@ def input_description(classes: int) -> dict[str, str]:
                      "classes, in class order; every row sums to 1"}
 
 
-def _trace(net: Net) -> bytes:
+def _trace(net: Net | Ensemble) -> bytes:
     """The traced graph, serialised by torch (weights inside)."""
     # A copy: the caller's network keeps its device and memory format.
     model = Probabilities(copy.deepcopy(net).to("cpu", torch.float32)).eval()
@@ -86,22 +88,28 @@ def _trace(net: Net) -> bytes:
     return buffer.getvalue()
 
 
-def onnx_bytes(net: Net, metadata: dict[str, Any] | None = None) -> bytes:
+def onnx_bytes(net: Net | Ensemble, metadata: dict[str, Any] | None = None) -> bytes:
     """The checked ONNX model of `net` (probabilities out), with its description and
-    `metadata` (str -> JSON-able) in metadata_props."""
+    `metadata` (str -> JSON-able) in metadata_props. An ensemble is one graph: every
+    member, and the mean of their probabilities."""
     onnx = _onnx()
     classes = net.arch.shapes()[-1][0]
     proto = onnx.load_model_from_string(_trace(net))
     words = input_description(classes)
     for value in [*proto.graph.input, *proto.graph.output]:
         value.doc_string = words.get(value.name, "")
-    proto.doc_string = (f"mnist-cnn {__version__}: {net.arch.name}, a CNN for 28x28 "
+    what = (f"an ensemble of {len(net.members)} CNNs (the first: {net.arch.name}) whose "
+            "answer is the mean of their probabilities," if isinstance(net, Ensemble)
+            else f"{net.arch.name}, a CNN")
+    proto.doc_string = (f"mnist-cnn {__version__}: {what} for 28x28 "
                         f"grayscale images. Input {INPUT_NAME}: {words[INPUT_NAME]}. "
                         f"Output {OUTPUT_NAME}: {words[OUTPUT_NAME]}.")
     props = {"input": f"{INPUT_NAME}: {words[INPUT_NAME]}",
              "output": f"{OUTPUT_NAME}: {words[OUTPUT_NAME]}",
              "architecture": json.dumps(net.arch.to_dict()),
              "producer": f"mnist-cnn {__version__}"}
+    if isinstance(net, Ensemble):
+        props["members"] = str(len(net.members))
     props |= {k: v if isinstance(v, str) else json.dumps(v)
               for k, v in (metadata or {}).items()}
     onnx.helper.set_model_props(proto, props)
@@ -122,7 +130,7 @@ def is_onnx_model(path: Path) -> bool:
     return proto.ir_version > 0 and len(proto.graph.node) > 0
 
 
-def write_onnx(net: Net, path: Path, metadata: dict[str, Any] | None = None) -> None:
+def write_onnx(net: Net | Ensemble, path: Path, metadata: dict[str, Any] | None = None) -> None:
     """Write `net` to `path` as a checked, self-contained ONNX file, atomically."""
     data = onnx_bytes(net, metadata)
     atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))

@@ -45,24 +45,34 @@ def model_script(model: torch.nn.Module, meta: RunMeta | None, server: bool = Fa
 
     The weights are the model's state as a safetensors file (little-endian float32, a JSON
     header naming each tensor), base64-encoded; engine.js parses it. `server` tells the page
-    whether /api/predict is there for photos.
+    whether /api/predict is there for photos. An ensemble's first member is the model the
+    page draws; the others follow in "members", and the page answers with the mean of all
+    their probabilities.
     """
-    from safetensors.torch import save
-
+    from mnist_cnn.averaging import Ensemble
     from mnist_cnn.summary import render_keras, summarize
 
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
-               for k, v in model.state_dict().items()}
+    nets = list(model.members) if isinstance(model, Ensemble) else [model]
     payload = {
-        "architecture": model.arch.to_dict(),
-        "summary": render_keras(summarize(model.arch)),
+        **_network(nets[0]),
+        "summary": render_keras(summarize(nets[0].arch)),
         "meta": _facts(meta),
-        "calibration": _calibration(tensors, meta),
+        "calibration": _calibration(model.state_dict(), meta),  # the whole model's line
         "server": server,
-        "weights": base64.b64encode(save(tensors)).decode("ascii"),
+        "members": [_network(net) for net in nets[1:]],
     }
     # JSON is a JavaScript expression; ensure_ascii keeps the file plain ASCII.
     return "window.MNIST_MODEL = " + json.dumps(payload, ensure_ascii=True) + ";\n"
+
+
+def _network(net: torch.nn.Module) -> dict[str, Any]:
+    """One network as the page's engine reads it: its architecture and base64 weights."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+               for k, v in net.state_dict().items()}
+    return {"architecture": net.arch.to_dict(),
+            "weights": base64.b64encode(save(tensors)).decode("ascii")}
 
 
 def _facts(meta: RunMeta | None) -> dict[str, Any]:
@@ -70,7 +80,7 @@ def _facts(meta: RunMeta | None) -> dict[str, Any]:
     if meta is None:
         return {}
     return {"dataset": meta.dataset, "recipe": meta.recipe, "metrics": meta.metrics,
-            "date": meta.date}
+            "date": meta.date, "members": len(meta.members)}
 
 
 def _calibration(tensors: dict[str, torch.Tensor], meta: RunMeta | None) -> dict | None:
@@ -166,6 +176,9 @@ def _readme(model: torch.nn.Module, meta: RunMeta, run: Path) -> str:
     params = sum(p.numel() for p in model.state_dict().values())
     facts = [f"architecture {model.arch.name!r}, {params:,} parameters",
              f"trained on {meta.dataset}"]
+    if meta.members:  # the page draws the first member and answers with the mean of all
+        facts[0] = (f"an ensemble of {len(meta.members)} networks, the first of "
+                    f"architecture {model.arch.name!r}; {params:,} parameters in all")
     if isinstance(accuracy, float):
         facts.append(f"test accuracy {accuracy:.2%}")
     return f"""{README_FIRST_LINE}

@@ -222,6 +222,15 @@ def _loading(file_name: str | None) -> str:
         "`mnist_cnn.predict.Predictor.from_run(RUN)`."])
 
 
+def _ensemble_note(meta: RunMeta) -> str:
+    if not meta.members:
+        return ""
+    return (f" It is an ensemble of {len(meta.members)} such networks (`mnist-cnn ensemble`): "
+            "its answer is the mean of their probabilities. The architecture below is the "
+            "first member's; each member, with its own recipe, is in the run's members/ "
+            "folder.")
+
+
 def is_model_card(path: Path) -> bool:
     """Whether `path` holds a model card this module wrote (so an export may replace it)."""
     try:
@@ -248,7 +257,7 @@ def model_card(run_dir: str | Path, data_dir: str | Path | None = None, *,
     parts = [front_matter(meta, export_format), "",
              f"# {' '.join(meta.architecture.name.split())}: a CNN for {title}", "",
              "A Keras-style convolutional network in the vocabulary of the classic "
-             "CNN-on-MNIST lesson, saved by mnist-cnn.", "",
+             "CNN-on-MNIST lesson, saved by mnist-cnn." + _ensemble_note(meta), "",
              _details(meta), "", _recipe(meta), "", _evaluation(meta, confusion), "",
              _use_and_limits(meta), "", _loading(file_name)]
     return "\n".join(parts) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnist_cnn.averaging import Averaging, probabilities
 from mnist_cnn.checkpoint import RunMeta, load_model
 from mnist_cnn.errors import ImageError
 from mnist_cnn.layers import Conv2D
@@ -46,8 +47,10 @@ def _as_batch(images: np.ndarray) -> torch.Tensor:
 class Predictor:
     """A trained model loaded once, for many predictions."""
 
-    def __init__(self, model: Net, meta: RunMeta | dict[str, Any] | None = None):
-        """`meta` (model.json's content) may be a RunMeta or a dict of its fields."""
+    def __init__(self, model: Net | Averaging, meta: RunMeta | dict[str, Any] | None = None):
+        """`model`: a network, or an averaging model (an ensemble, test-time augmentation),
+        which shows one network's layers and answers as a whole. `meta` (model.json's
+        content) may be a RunMeta or a dict of its fields."""
         self.model = model.eval()
         if isinstance(meta, dict):
             meta = RunMeta.from_dict({**meta, "architecture": model.arch.to_dict()})
@@ -58,14 +61,19 @@ class Predictor:
         self._shapes = model.arch.shapes()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> Predictor:
+    def from_run(cls, run_dir: str | Path, tta: int = 1) -> Predictor:
+        """The run's model; with `tta` > 1, averaged over that many views of each image
+        (see tta.py)."""
+        from mnist_cnn.tta import with_tta
+
         model, meta = load_model(run_dir)
-        return cls(model, meta)
+        return cls(with_tta(model, tta), meta)
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) images -> (N, 10) softmax probabilities as float32."""
-        return torch.softmax(self.model(_as_batch(images)), dim=1).numpy()
+        """(N, 28, 28) images -> (N, 10) probabilities as float32 (the mean itself for an
+        averaging model)."""
+        return probabilities(self.model, _as_batch(images)).numpy()
 
     @torch.inference_mode()
     def activations(self, image: np.ndarray) -> list[LayerOutput]:

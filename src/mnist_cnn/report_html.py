@@ -46,6 +46,8 @@ def headline(report: ReportData, t: Translator | None = None) -> list[tuple[str,
             (t("head.accuracy"), t("head.accuracy_value", accuracy=_pct(m.accuracy),
                                    right=f"{m.count - wrong:,}", total=f"{m.count:,}")),
             (t("head.loss"), f"{m.loss:.4f}"), (t("head.mistakes"), f"{wrong:,}")]
+    if meta.members:  # the numbers are the ensemble's; the pictures its first network's
+        rows.insert(2, (t("head.ensemble"), t("head.ensemble_value", count=len(meta.members))))
     if report.history:
         last = report.history[-1]
         rows.append((t("head.epochs"), str(int(last["epoch"]))))

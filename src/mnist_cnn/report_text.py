@@ -28,6 +28,9 @@ EN: dict[str, str] = {
     "head.train_time_value": "{seconds} s on {device} ({precision})",
     "head.trained": "trained",
     "head.source": "source",
+    "head.ensemble": "ensemble",
+    "head.ensemble_value": "the mean of {count} networks' probabilities (the filters and maps "
+                           "shown are the first network's)",
     "head.imported_value": "imported from {file}",
     # sections
     "sec.summary": "Model summary",
@@ -161,6 +164,9 @@ KO: dict[str, str] = {
     "head.train_time_value": "{device}에서 {seconds}초 ({precision})",
     "head.trained": "학습 일시",
     "head.source": "출처",
+    "head.ensemble": "앙상블",
+    "head.ensemble_value": "네트워크 {count}개의 확률 평균 (보이는 필터와 특성 맵은 첫 번째 "
+                           "네트워크의 것입니다)",
     "head.imported_value": "{file}에서 가져옴",
     "sec.summary": "모델 요약",
     "sec.figures": "그림",

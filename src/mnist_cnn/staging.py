@@ -38,8 +38,9 @@ def _aux(target: Path, suffix: str) -> Path:
 
 
 def describe(folder: Path) -> str:
-    """What `folder` holds: 'missing', 'empty', 'run' (model.json and weights), 'partial'
-    (only an interrupted run's checkpoint) or 'files' (anything else)."""
+    """What `folder` holds: 'missing', 'empty', 'run' (model.json and weights, or an
+    ensemble's model.json and members), 'partial' (only an interrupted run's checkpoint) or
+    'files' (anything else)."""
     try:
         names = {p.name for p in folder.iterdir()}
     except FileNotFoundError:
@@ -48,7 +49,7 @@ def describe(folder: Path) -> str:
         raise OutputError(f"{folder}: cannot read the folder ({reason(exc)})") from None
     if not names:
         return "empty"
-    if {COMPLETE, WEIGHTS} <= names:
+    if {COMPLETE, WEIGHTS} <= names or {COMPLETE, "members"} <= names:  # a network, an ensemble
         return "run"
     if names <= {"checkpoint", "history.csv"} and (folder / STATE).is_file():
         return "partial"

@@ -41,7 +41,7 @@ def _model_file(fmt: str) -> Callable[[str, str, str | None], str]:
     """The exporter of a single-file format: checks, the file, then its card."""
 
     def export(run: str, out: str, data_dir: str | None) -> str:
-        from mnist_cnn.checkpoint import load_model
+        from mnist_cnn.checkpoint import load_model, member_dir
         from mnist_cnn.modelcard import model_card
 
         path = Path(out)
@@ -49,6 +49,11 @@ def _model_file(fmt: str) -> Callable[[str, str, str | None], str]:
         _check_target(path, fmt)
         _check_card(card_path)
         model, meta = load_model(run)  # a bad run fails here, before anything is written
+        if fmt == "keras" and meta.members:
+            raise UsageError(f"{run} is an ensemble of {len(meta.members)} networks, and a "
+                             ".keras file holds one Sequential network: export it as onnx "
+                             "(one graph with every member) or web, or export a member "
+                             f"({member_dir(run, 0)})")
         card = model_card(run, data_dir, export_format=fmt, file_name=path.name)
         if fmt == "onnx":
             from mnist_cnn.export_onnx import onnx_bytes

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mnist_cnn.commands.common import PROG
+from mnist_cnn.commands.common import PROG, add_tta
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,17 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list, one object an image")
     p.add_argument("--save-preprocessed", metavar="DIR",
                    help="write the 28x28 images the network saw to DIR")
+    add_tta(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mnist_cnn.errors import UsageError
     from mnist_cnn.predict import Predictor, expand_inputs, predict_images
+    from mnist_cnn.tta import check_tta
 
     if not 1 <= args.top_k <= 10:
         raise UsageError("--top-k must be between 1 and 10")
+    check_tta(args.tta)
     paths = expand_inputs(args.images)
-    rows = predict_images(Predictor.from_run(args.run), paths, args.top_k,
+    rows = predict_images(Predictor.from_run(args.run, args.tta), paths, args.top_k,
                           args.save_preprocessed)
     if args.json:
         print(json.dumps(rows, indent=2))

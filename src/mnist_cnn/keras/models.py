@@ -224,6 +224,10 @@ def load_model(filepath: str | Path, **_: Any) -> Sequential:
         from mnist_cnn.optimizers import OptimizerSpec
 
         net, meta = load_run(path)
+        if meta.members:  # a Sequential is one network
+            raise UsageError(f"{path} is an ensemble of {len(meta.members)} networks, not one "
+                             "Sequential: load one of its members (its members/ folder), "
+                             "or the whole with mnist_cnn.checkpoint.load_model")
         saved = meta.hyperparameters.get("optimizer")
         try:  # the run's own optimiser settings, when it recorded them
             optimizer = OptimizerSpec(**saved) if isinstance(saved, dict) else "adam"

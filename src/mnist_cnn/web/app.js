@@ -15,6 +15,7 @@
 
   const page = { forwardMs: [], saliencyMs: [] }; // for tests and curious readers: window.mnistPage
   let model = null, info = null, cards = {}, detail = null;
+  let others = []; // an ensemble's other members: the page answers with the mean of all
   let shown = { message: "answer.start" }; // what the answer card shows: a result or a message
   let why = 0; // the saliency computation under way; a newer drawing replaces it
   const pad = MnistPad.create($("pad"), { undo: $("undo"), clear: $("clear"), example: $("example") }, predictPad);
@@ -38,13 +39,27 @@
   function run(digit) { // digit: 784 bytes, light ink on black
     const input = Float32Array.from(digit, (v) => v / 255);
     const t0 = performance.now();
-    const result = MnistEngine.forward(model, input);
+    const result = answer(input);
     page.forwardMs.push(performance.now() - t0);
     shown = { result, digit, top: top(result.probabilities) };
     render();
     explain(input, digit);
     const probabilities = Array.from(result.probabilities);
     return { input: Array.from(digit), probabilities, label: shown.top };
+  }
+
+  // The first network's layer outputs; for an ensemble, the answer (the probabilities and
+  // the last layer's card) is the mean of every member's probabilities, as the server's.
+  function answer(input) {
+    const result = MnistEngine.forward(model, input);
+    if (!others.length) return result;
+    const mean = Float32Array.from(result.probabilities);
+    for (const member of others) {
+      MnistEngine.forward(member, input).probabilities.forEach((p, d) => { mean[d] += p; });
+    }
+    for (let d = 0; d < mean.length; d++) mean[d] /= others.length + 1;
+    result.outputs[result.outputs.length - 1].data = mean;
+    return { ...result, probabilities: mean };
   }
 
   const top = (p) => p.reduce((best, v, d) => (v > p[best] ? d : best), 0);
@@ -151,7 +166,8 @@
   function describe() {
     const meta = info.meta || {}, acc = (meta.metrics || {}).test_accuracy;
     const params = model.layers.reduce((sum, L) => sum + L.params, 0);
-    $("model-line").textContent = [meta.dataset && t("model.dataset", { dataset: meta.dataset }),
+    $("model-line").textContent = [meta.members > 1 && t("model.ensemble", { n: meta.members }),
+      meta.dataset && t("model.dataset", { dataset: meta.dataset }),
       typeof acc === "number" && t("model.accuracy", { acc: MnistView.percent(acc) }),
       t("model.params", { n: params.toLocaleString("en-US") })].filter(Boolean).join(" · ");
     $("summary").textContent = info.summary || "";
@@ -182,6 +198,8 @@
       if (!info) throw new Error("model.js is missing or did not load");
       const tensors = MnistEngine.readSafetensors(MnistEngine.decodeBase64(info.weights));
       model = MnistEngine.build(info.architecture, tensors);
+      others = (info.members || []).map((m) => MnistEngine.build(
+        m.architecture, MnistEngine.readSafetensors(MnistEngine.decodeBase64(m.weights))));
     } catch (err) {
       fill($("model-line"), "model.error", { error: MnistI18n.code(err.message) });
       $("model-line").classList.add("error");
