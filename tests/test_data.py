@@ -91,6 +91,23 @@ def test_corrupt_copy_is_refused(data_dir, tmp_path):
         data.load_split(data.DATASETS["mnist"], "t10k-labels", tmp_path, download=False)
 
 
+def test_check_files_finds_verifies_and_names_each_problem(data_dir, tmp_path):
+    ds = data.DATASETS["mnist"]
+    good = _copy_split(data_dir, tmp_path, "t10k-labels")
+    bad = _copy_split(data_dir, tmp_path, "t10k-images", raw=True)
+    raw = bytearray(bad.read_bytes())
+    raw[-1] ^= 0xFF
+    bad.write_bytes(bytes(raw))
+    checks = {c.name: c for c in data.check_files(ds, tmp_path)}
+    assert list(checks) == [ds.files[split].name for split in data.SPLITS]
+    assert checks["t10k-labels-idx1-ubyte"].ok and checks["t10k-labels-idx1-ubyte"].path == good
+    images = checks["t10k-images-idx3-ubyte"]
+    assert images.path == bad and not images.ok and "sha256" in images.problem
+    assert [c.path for c in checks.values()][:2] == [None, None]  # no training files here
+    where = data.check_files(ds, tmp_path, verify=False)  # found, not read: no problem seen
+    assert [c.ok for c in where] == [False, False, True, True]
+
+
 def test_truncated_gzip_is_refused(data_dir, tmp_path):
     path = _copy_split(data_dir, tmp_path)
     path.write_bytes(path.read_bytes()[:-100])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,35 @@ def found_in(ds: Dataset, splits: tuple[str, ...], data_dir: str | Path | None =
                                   for p in paths):
             return place.absolute()
     return None
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One of a dataset's files: where it was found, and why it failed verification."""
+
+    name: str  # the IDX file's name
+    path: Path | None  # where it was found (None: nowhere)
+    problem: str | None = None  # why it failed verification (None: it passed, or was not read)
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None and self.problem is None
+
+
+def check_files(ds: Dataset, data_dir: str | Path | None = None,
+                verify: bool = True) -> list[FileCheck]:
+    """Each of `ds`'s four files, found as training would find them (no download) and, with
+    `verify`, read and checked against its pinned size and sha256."""
+    checks = []
+    for split in SPLITS:
+        spec, path, failed = ds.files[split], find_file(ds, split, data_dir), None
+        if path is not None and verify:
+            try:
+                read_verified(path, spec)
+            except DataError as exc:
+                failed = str(exc)
+        checks.append(FileCheck(spec.name, path, failed))
+    return checks
 
 
 def _keras_npz(ds: Dataset) -> Path | None:

@@ -37,22 +37,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"mirrors (if nothing is found): {' '.join(mirrors_for(ds))}")
     if args.action == "fetch":
         _fetch(ds, args.data_dir)
-    all_ok = True
-    for split in data.SPLITS:
-        spec = ds.files[split]
-        path = data.find_file(ds, split, args.data_dir)
-        ok, status = path is not None, "not found"
-        if path is not None and args.action == "where":
-            status = str(path)
-        elif path is not None:
-            try:
-                data.read_verified(path, spec)
-                status = f"ok  {path}"
-            except data.DataError as exc:
-                ok, status = False, f"FAILED  {exc}"
-        all_ok &= ok
-        print(f"{spec.name:<25} {status}")
-    return 0 if all_ok else 1
+    checks = data.check_files(ds, args.data_dir, verify=args.action != "where")
+    for check in checks:
+        if check.path is None:
+            status = "not found"
+        elif args.action == "where":
+            status = str(check.path)
+        else:
+            status = f"ok  {check.path}" if check.ok else f"FAILED  {check.problem}"
+        print(f"{check.name:<25} {status}")
+    return 0 if all(check.ok for check in checks) else 1
 
 
 def _fetch(ds, data_dir: str | None) -> None:
