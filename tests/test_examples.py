@@ -14,9 +14,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _run(script: str, data_dir: Path) -> str:
+def _run(script: str, data_dir: Path, *args: str) -> str:
     env = {**os.environ, "MNIST_CNN_DATA": str(data_dir)}
-    done = subprocess.run([sys.executable, str(EXAMPLES / script)], env=env, text=True,
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], env=env, text=True,
                           capture_output=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -37,6 +37,14 @@ def test_the_lessons_program_runs_as_the_lesson_prints(data_dir):
     accuracy = float(out.strip().splitlines()[-1])
     assert accuracy == pytest.approx(float(final.group(1)), abs=1e-4)
     assert accuracy >= 0.988
+
+
+@pytest.mark.slow
+def test_the_lessons_list_form_with_a_third_pool_runs(data_dir):
+    # One epoch keeps the suite quick; the lesson's 5 epochs are measured in docs/KERAS.md.
+    out = _run("lesson_list.py", data_dir, "1")
+    assert "Total params: 60,554" in out and out.count("Epoch 1/1") == 1
+    assert float(out.strip().splitlines()[-1]) >= 0.97
 
 
 @pytest.mark.slow
