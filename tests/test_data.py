@@ -163,3 +163,5 @@ def test_keras_npz_is_used_when_its_digest_matches(tmp_path, monkeypatch):
                         .hexdigest())
     (x_train, _), (x_test, _) = data.load_data("mnist", download=False)
     assert x_train.shape == (2, 28, 28) and x_test.shape == (1, 28, 28)
+    x_test, y_test = data.load_test("mnist", download=False)
+    assert x_test.shape == (1, 28, 28) and y_test.shape == (1,)

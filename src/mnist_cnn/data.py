@@ -280,6 +280,19 @@ def _pairs(ds: Dataset, arrays: dict[str, np.ndarray], parts: tuple[str, ...]):
     return out
 
 
+def _keras_arrays(ds: Dataset, data_dir: str | Path | None, recorded: str | Path | None,
+                  probe: str, keys: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+    """`keys` from Keras' own mnist.npz, when no folder was named and the `probe` split is
+    found nowhere of ours (None otherwise, or when Keras has no verified copy)."""
+    if data_dir is not None or find_file(ds, probe, None, recorded) is not None:
+        return None
+    npz = _keras_npz(ds)
+    if npz is None:
+        return None
+    with np.load(npz, allow_pickle=False) as z:
+        return tuple(z[key] for key in keys)
+
+
 def load_data(name: str = "mnist", data_dir: str | Path | None = None,
               download: bool = True, recorded: str | Path | None = None) -> Arrays:
     """Keras-style `((x_train, y_train), (x_test, y_test))` as uint8 arrays.
@@ -288,11 +301,10 @@ def load_data(name: str = "mnist", data_dir: str | Path | None = None,
     """
     ds = get_dataset(name)
     check_data_dir(data_dir)
-    if data_dir is None and find_file(ds, "train-images", None, recorded) is None:
-        npz = _keras_npz(ds)
-        if npz is not None:
-            with np.load(npz, allow_pickle=False) as z:
-                return (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])
+    keras = _keras_arrays(ds, data_dir, recorded, "train-images",
+                          ("x_train", "y_train", "x_test", "y_test"))
+    if keras is not None:
+        return keras[:2], keras[2:]
     train, test = _pairs(ds, load_splits(ds, SPLITS, data_dir, download, recorded=recorded),
                          ("train", "t10k"))
     return train, test
@@ -305,11 +317,9 @@ def load_test(name: str = "mnist", data_dir: str | Path | None = None,
     `recorded` is a run's data folder (RunMeta.data_dir), searched after $MNIST_CNN_DATA."""
     ds = get_dataset(name)
     check_data_dir(data_dir)
-    if data_dir is None and find_file(ds, "t10k-images", None, recorded) is None:
-        npz = _keras_npz(ds)
-        if npz is not None:
-            with np.load(npz, allow_pickle=False) as z:
-                return z["x_test"], z["y_test"]
+    keras = _keras_arrays(ds, data_dir, recorded, "t10k-images", ("x_test", "y_test"))
+    if keras is not None:
+        return keras
     (test,) = _pairs(ds, load_splits(ds, TEST_SPLITS, data_dir, download, recorded=recorded),
                      ("t10k",))
     return test
