@@ -36,6 +36,7 @@ from mnist_cnn.files import (  # noqa: F401 (atomic_write: re-exported)
     atomic_write_bytes,
     atomic_write_text,
     read_bounded,
+    read_json,
     reason,
 )
 from mnist_cnn.model import Architecture, Net
@@ -281,12 +282,7 @@ def read_meta(run_dir: str | Path) -> RunMeta:
             raise ModelFileError(f"{path}: missing; is {run_dir} a run directory?")
     except OSError as exc:  # a name too long, a loop of links, no permission
         raise ModelFileError(f"{run_dir}: cannot be read ({reason(exc)})") from None
-    raw = read_bounded(path, MAX_META_BYTES, ModelFileError, "model description")
-    try:
-        data = json.loads(raw)
-    # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError, nesting.
-    except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    data = read_json(path, MAX_META_BYTES, ModelFileError, "model description")
     try:
         return RunMeta.from_dict(data)
     except ModelFileError as exc:

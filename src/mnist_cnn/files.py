@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from mnist_cnn.errors import MnistCnnError, OutputError
 
@@ -159,3 +159,15 @@ def read_bounded(path: Path, limit: int, error: type[MnistCnnError], what: str =
         raise (too_large or error)(f"{path}: too large: {article} {what} is never over "
                                    f"{limit:,} bytes")
     return data
+
+
+def read_json(path: Path, limit: int, error: type[MnistCnnError], what: str = "file") -> Any:
+    """The JSON in the regular file `path` (read_bounded), or one `error` naming it."""
+    import json
+
+    raw = read_bounded(path, limit, error, what)
+    try:
+        return json.loads(raw)
+    # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError, nesting.
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{path}: not valid JSON ({str(exc)[:200]})") from None

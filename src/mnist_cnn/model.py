@@ -7,7 +7,6 @@ shown, so the loss is computed stably while the summary still lists `softmax`.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,13 +151,9 @@ def resolve_architecture(name_or_file: str) -> Architecture:
     path = Path(name_or_file)
     if name_or_file in ARCHITECTURES or name_or_file in ALIASES or path.suffix != ".json":
         return get_architecture(name_or_file)
-    from mnist_cnn.files import read_bounded
+    from mnist_cnn.files import read_json
 
-    raw = read_bounded(path, MAX_SPEC_BYTES, ArchitectureError, "architecture file")
-    try:
-        spec = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ArchitectureError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    spec = read_json(path, MAX_SPEC_BYTES, ArchitectureError, "architecture file")
     if isinstance(spec, dict) and "architecture" in spec:
         spec = spec["architecture"]
     if isinstance(spec, list):

@@ -16,7 +16,6 @@ the output folder on one machine, or an RDB URL (`--storage`) across machines.
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import socket
@@ -130,13 +129,9 @@ def config_of(settings: dict[str, Any]) -> TrainConfig:
 
 def read_space(path: Path) -> Space:
     """Read and validate a search-space file."""
-    from mnist_cnn.files import read_bounded
+    from mnist_cnn.files import read_json
 
-    raw = read_bounded(path, MAX_SPACE_BYTES, UsageError, "search space")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise UsageError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
+    data = read_json(path, MAX_SPACE_BYTES, UsageError, "search space")
     try:
         return Space.from_dict(data, path.parent)
     except MnistCnnError as exc:
