@@ -10,7 +10,7 @@ from conftest import tiny_mnist
 from mnist_cnn.config import RECIPES, TrainConfig
 from mnist_cnn.errors import TrainingError, UsageError
 from mnist_cnn.model import count_params
-from mnist_cnn.optimizers import OptimizerSpec, keras_adam_step
+from mnist_cnn.optimizers import OptimizerSpec
 from mnist_cnn.train import fit, split_validation
 
 ADAM_BETAS = (OptimizerSpec().beta_1, OptimizerSpec().beta_2)
@@ -33,10 +33,11 @@ def test_adam_matches_keras_defaults():
     w0 = rng.normal(size=50)
     grads = [rng.normal(size=50) * 10.0 ** rng.integers(-6, 1) for _ in range(20)]
     param = torch.nn.Parameter(torch.tensor(w0))
-    opt = torch.optim.Adam([param], lr=1e-3, betas=ADAM_BETAS, eps=ADAM_EPS)
+    spec = OptimizerSpec()
+    opt = spec.build([param])
     for t, g in enumerate(grads, start=1):
         param.grad = torch.tensor(g)
-        keras_adam_step(opt, t)
+        spec.step(opt, t)
     np.testing.assert_allclose(param.detach().numpy(), _keras_adam(w0, grads), rtol=1e-12,
                                atol=1e-15)
 

@@ -10,7 +10,7 @@ tests/test_optimizers.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -57,93 +57,179 @@ class OptimizerSpec:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        """The torch optimiser that takes exactly Keras' steps (see `step`)."""
+    def build(self, params: Iterable[torch.nn.Parameter]) -> KerasOptimizer:
+        """The optimiser that takes exactly Keras' steps (see `step`)."""
         if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.learning_rate,
-                                    betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+            return KerasAdam(params, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
         if self.name == "sgd":
             return KerasSGD(params, self.learning_rate, self.momentum, self.nesterov)
         return KerasRMSprop(params, self.learning_rate, self.rho, self.momentum, self.epsilon)
 
-    def step(self, optimizer: torch.optim.Optimizer, t: int) -> None:
+    def step(self, optimizer: KerasOptimizer, t: int) -> None:
         """Optimiser step `t` (1-based, counted over the whole run)."""
-        if self.name == "adam":
-            keras_adam_step(optimizer, t, self.beta_2, self.epsilon)
-        else:
-            optimizer.step()
+        optimizer.step(t)
 
 
-def keras_adam_step(optimizer: torch.optim.Adam, t: int, beta_2: float = 0.999,
-                    epsilon: float = 1e-7) -> None:
-    """Step `t` (1-based) of Adam exactly as Keras computes it.
+class KerasOptimizer:
+    """What the loop and a checkpoint need of an optimiser, without torch.optim.
 
-    Keras adds epsilon to sqrt(v) *before* bias correction, torch after; the two agree when
-    torch's epsilon is eps / sqrt(1 - beta2^t) (about 30x Keras' epsilon at the first step).
+    torch.optim imports torch._dynamo the first time an optimiser is built (1.3 s of CPU on
+    this project's 2-core machine, a tenth of a whole `train --recipe fast`), and Keras'
+    rules are a few foreach operations each. `state_dict()` keeps torch.optim's layout
+    (per-parameter state by index, one parameter group), so checkpoints written with torch's
+    own Adam by earlier versions load here. Subclasses name their per-parameter tensors
+    (`STATE`) and write `update`.
     """
-    for group in optimizer.param_groups:
-        group["eps"] = epsilon / math.sqrt(1.0 - beta_2 ** t)
-    optimizer.step()
+
+    STATE: tuple[str, ...] = ()
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], **hyper: float | bool):
+        self.params = list(params)
+        self.param_groups = [{**hyper, "params": self.params}]  # one group; a schedule sets lr
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: ARG002 (torch's signature)
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, t: int) -> None:
+        """Step `t` (1-based) for the parameters that have a gradient."""
+        params = [p for p in self.params if p.grad is not None]
+        if params:
+            slots = [[self._slot(p, key) for p in params] for key in self.STATE]
+            self.update(params, [p.grad for p in params], slots, t, self.param_groups[0])
+
+    def update(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+               slots: list[list[torch.Tensor]], t: int, group: dict) -> None:
+        raise NotImplementedError
+
+    def _slot(self, p: torch.Tensor, key: str) -> torch.Tensor:
+        return self.state.setdefault(p, {}).setdefault(key, torch.zeros_like(p))
+
+    def state_dict(self) -> dict[str, object]:
+        index = {p: i for i, p in enumerate(self.params)}
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        return {"state": {index[p]: dict(s) for p, s in self.state.items()},
+                "param_groups": [{**group, "params": list(range(len(self.params)))}]}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Restore per-parameter state and the learning rate; the other settings are the
+        run's own (an earlier version kept Adam's adjusted epsilon in its group)."""
+        groups = saved["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+            raise ValueError(f"the saved optimiser holds {sum(len(g['params']) for g in groups)}"
+                             f" parameters, the model {len(self.params)}")
+        state = {}
+        for i, p in enumerate(self.params):
+            mine = saved["state"].get(i, {})
+            for key in self.STATE:
+                if key in mine:
+                    value = mine[key]
+                    if not isinstance(value, torch.Tensor) or value.shape != p.shape:
+                        raise ValueError(f"the saved {key} of parameter {i} does not fit it")
+                    state.setdefault(p, {})[key] = value.to(p.device, p.dtype, copy=True)
+        self.state = state
+        self.param_groups[0]["lr"] = float(groups[0]["lr"])
 
 
-def _with_grads(group: dict) -> list[torch.nn.Parameter]:
-    return [p for p in group["params"] if p.grad is not None]
+class KerasAdam(KerasOptimizer):
+    """Keras' Adam: m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+    w -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon).
+
+    Keras adds epsilon to sqrt(v) *before* the bias correction; torch's Adam adds it after."""
+
+    STATE = ("exp_avg", "exp_avg_sq")  # torch's names, so its checkpoints load
+
+    def __init__(self, params, lr: float, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7):
+        super().__init__(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon)
+
+    def update(self, params, grads, slots, t, group):
+        (beta_1, beta_2), m, v = group["betas"], *slots
+        alpha = group["lr"] * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+        torch._foreach_lerp_(m, grads, 1 - beta_1)
+        torch._foreach_lerp_(v, torch._foreach_mul(grads, grads), 1 - beta_2)
+        denominator = torch._foreach_sqrt(v)
+        torch._foreach_add_(denominator, group["eps"])
+        torch._foreach_addcdiv_(params, m, denominator, value=-alpha)
 
 
-class KerasSGD(torch.optim.Optimizer):
+class LambdaSchedule:
+    """The learning rate of optimiser step k + 1 is the initial rate x `schedule(k)`, as
+    torch's LambdaLR sets it, with LambdaLR's state_dict layout (earlier checkpoints)."""
+
+    def __init__(self, optimizer: KerasOptimizer, schedule: Callable[[int], float]):
+        self.optimizer, self.schedule = optimizer, schedule
+        group = optimizer.param_groups[0]
+        self.base_lr = group.setdefault("initial_lr", group["lr"])
+        self.last_epoch = 0  # steps taken (LambdaLR's name)
+        self._apply()
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        self.optimizer.param_groups[0]["lr"] = self.base_lr * self.schedule(self.last_epoch)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"base_lrs": [self.base_lr], "last_epoch": self.last_epoch,
+                "_step_count": self.last_epoch + 1,
+                "_last_lr": [self.optimizer.param_groups[0]["lr"]], "lr_lambdas": [None]}
+
+    def load_state_dict(self, saved: dict) -> None:
+        (base,), last = saved["base_lrs"], saved["last_epoch"]
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+            raise ValueError(f"the saved schedule's step {last!r} is not a count")
+        self.base_lr, self.last_epoch = float(base), last
+        self.optimizer.param_groups[0]["initial_lr"] = self.base_lr
+        self._apply()
+
+
+class KerasSGD(KerasOptimizer):
     """Keras' SGD: m = momentum * m - lr * g; w += m (Nesterov: w += momentum * m - lr * g)."""
 
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False):
-        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov})
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov)
+        self.STATE = ("momentum",) if momentum else ()
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 (torch's signature)
-        for group in self.param_groups:
-            params = _with_grads(group)
-            grads = [p.grad for p in params]
-            lr, momentum = group["lr"], group["momentum"]
-            if momentum == 0:
-                torch._foreach_add_(params, grads, alpha=-lr)
-                continue
-            velocity = [self.state[p].setdefault("momentum", torch.zeros_like(p))
-                        for p in params]
-            torch._foreach_mul_(velocity, momentum)
-            torch._foreach_add_(velocity, grads, alpha=-lr)
-            if group["nesterov"]:
-                step = torch._foreach_mul(velocity, momentum)
-                torch._foreach_add_(step, grads, alpha=-lr)
-                torch._foreach_add_(params, step)
-            else:
-                torch._foreach_add_(params, velocity)
+    def update(self, params, grads, slots, t, group):
+        lr, momentum = group["lr"], group["momentum"]
+        if momentum == 0:
+            torch._foreach_add_(params, grads, alpha=-lr)
+            return
+        (velocity,) = slots
+        torch._foreach_mul_(velocity, momentum)
+        torch._foreach_add_(velocity, grads, alpha=-lr)
+        if group["nesterov"]:
+            step = torch._foreach_mul(velocity, momentum)
+            torch._foreach_add_(step, grads, alpha=-lr)
+            torch._foreach_add_(params, step)
+        else:
+            torch._foreach_add_(params, velocity)
 
 
-class KerasRMSprop(torch.optim.Optimizer):
+class KerasRMSprop(KerasOptimizer):
     """Keras' RMSprop: v = rho * v + (1 - rho) * g^2; step = lr * g / sqrt(v + epsilon);
     with momentum, m = momentum * m + step; w -= m (else w -= step)."""
 
     def __init__(self, params, lr: float, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7):
-        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum,
-                                  "epsilon": epsilon})
+        super().__init__(params, lr=lr, rho=rho, momentum=momentum, epsilon=epsilon)
+        self.STATE = ("velocity", "momentum") if momentum > 0 else ("velocity",)
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 (torch's signature)
-        for group in self.param_groups:
-            params = _with_grads(group)
-            grads = [p.grad for p in params]
-            rho, momentum = group["rho"], group["momentum"]
-            velocity = [self.state[p].setdefault("velocity", torch.zeros_like(p))
-                        for p in params]
-            torch._foreach_mul_(velocity, rho)
-            torch._foreach_addcmul_(velocity, grads, grads, value=1 - rho)
-            denominator = torch._foreach_add(velocity, group["epsilon"])
-            torch._foreach_sqrt_(denominator)
-            step = torch._foreach_div(grads, denominator)
-            torch._foreach_mul_(step, group["lr"])
-            if momentum > 0:
-                moments = [self.state[p].setdefault("momentum", torch.zeros_like(p))
-                           for p in params]
-                torch._foreach_mul_(moments, momentum)
-                torch._foreach_add_(moments, step)
-                step = moments
-            torch._foreach_sub_(params, step)
+    def update(self, params, grads, slots, t, group):
+        rho, momentum, velocity = group["rho"], group["momentum"], slots[0]
+        torch._foreach_mul_(velocity, rho)
+        torch._foreach_addcmul_(velocity, grads, grads, value=1 - rho)
+        denominator = torch._foreach_add(velocity, group["epsilon"])
+        torch._foreach_sqrt_(denominator)
+        step = torch._foreach_div(grads, denominator)
+        torch._foreach_mul_(step, group["lr"])
+        if momentum > 0:
+            moments = slots[1]
+            torch._foreach_mul_(moments, momentum)
+            torch._foreach_add_(moments, step)
+            step = moments
+        torch._foreach_sub_(params, step)

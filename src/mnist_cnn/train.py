@@ -25,7 +25,7 @@ from mnist_cnn.device import autocast, resolve_device, to_tensors, use_bf16
 from mnist_cnn.errors import ModelFileError, TrainingError, UsageError
 from mnist_cnn.evaluate import evaluate_tensors
 from mnist_cnn.model import Net, build_model
-from mnist_cnn.optimizers import OptimizerSpec
+from mnist_cnn.optimizers import KerasOptimizer, LambdaSchedule, OptimizerSpec
 
 
 class Reporter(Protocol):
@@ -60,8 +60,8 @@ class Training:
 
     model: Net
     spec: OptimizerSpec
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
+    optimizer: KerasOptimizer
+    scheduler: LambdaSchedule
     shuffle: torch.Generator  # the epochs' order; its state is saved, so resume is exact
     steps: int = 0  # optimiser steps so far (Adam's bias correction counts them)
     train_seconds: float = 0.0
@@ -78,10 +78,8 @@ class Training:
     @classmethod
     def start(cls, model: Net, spec: OptimizerSpec, schedule: Callable[[int], float],
               seed: int) -> Training:
-        load_optimizer_runtime()
         optimizer = spec.build(model.parameters())
-        return cls(model, spec, optimizer,
-                   torch.optim.lr_scheduler.LambdaLR(optimizer, schedule),
+        return cls(model, spec, optimizer, LambdaSchedule(optimizer, schedule),
                    torch.Generator().manual_seed(seed))
 
     def snapshot(self, epoch: int, config: TrainConfig) -> TrainState:
@@ -114,17 +112,6 @@ class Training:
         self.progress = None if state.progress is None else EpochProgress(
             **{**state.progress, "loss_sum": state.progress["loss_sum"].to(device),
                "correct": state.progress["correct"].to(device)})
-
-
-def load_optimizer_runtime() -> None:
-    """Import what torch.optim imports on an optimiser's first step.
-
-    `Optimizer.step` imports torch._dynamo on its first call (to mark the step "never
-    compile"): 1.4-1.6 s of CPU on this project's 2-core machine (measured under load),
-    which the loop's first step paid inside the training time. It is a one-time library
-    import, like `import torch`, so it happens before the loop's timer starts; the whole
-    command still pays it (see docs/BENCHMARKS.md)."""
-    import torch._dynamo  # noqa: F401
 
 
 @dataclass(frozen=True)
