@@ -1,10 +1,12 @@
 """Choose the `accurate` recipe's settings on a validation split, never on the test set.
 
     MNIST_CNN_DATA=../shared/data .venv/bin/python benchmarks/accurate_search.py \\
-        --base epochs=8,rotate=10 --vary lr=5e-3,1e-2,2e-2 --seeds 0 [--out FILE.jsonl]
+        --base epochs=8,rotate=10 --vary lr=5e-3,1e-2,2e-2 --seeds 0 [--out FILE.jsonl] \\
+        [--arch lesson|FILE.json]
 
-Trains the lesson's network with the product's own loop (`train.fit`) on the first 50,000
-training images and scores it on the last 10,000. `--base` sets values on top of DEFAULTS;
+Trains the lesson's network (or `--arch`: a named architecture or a JSON file of layers)
+with the product's own loop (`train.fit`) on the first 50,000 training images and scores it
+on the last 10,000. `--base` sets values on top of DEFAULTS;
 each `--vary key=v1,v2,...` is crossed with the others. Every finished run is appended to
 `--out` as one JSON line (settings, seed, validation accuracy after every epoch, steps, time,
 load average); a run already in that file is not trained again, so a search can be resumed.
@@ -28,6 +30,7 @@ import torch
 from mnist_cnn import data
 from mnist_cnn.augment import Augment
 from mnist_cnn.config import RECIPES, Recipe, TrainConfig
+from mnist_cnn.model import resolve_architecture
 from mnist_cnn.train import fit
 
 N_TRAIN = 50_000  # the first 50,000 training images train; the last 10,000 score
@@ -65,11 +68,13 @@ def recipe_of(settings: dict[str, float]) -> Recipe:
                   label_smoothing=settings["label_smoothing"], augment=aug)
 
 
-def run_one(settings: dict[str, float], seed: int, train, val) -> dict:
+def run_one(settings: dict[str, float], seed: int, train, val, arch: str = "lesson") -> dict:
     """Train once on `train`, score on `val`; a JSON-able record of the run."""
     RECIPES[SEARCH] = recipe_of(settings)  # fit() looks recipes up by name
-    result = fit(TrainConfig(recipe=SEARCH, seed=seed, device="cpu"), train, val)
-    return {"settings": settings, "seed": seed,
+    config = TrainConfig(recipe=SEARCH, seed=seed, device="cpu",
+                         arch=resolve_architecture(arch))
+    result = fit(config, train, val)
+    return {"settings": settings, "seed": seed, **({} if arch == "lesson" else {"arch": arch}),
             "val_accuracy": result.history[-1]["val_accuracy"],
             "val_loss": result.history[-1]["val_loss"],
             "val_by_epoch": [round(h["val_accuracy"], 4) for h in result.history],
@@ -82,8 +87,12 @@ def run_one(settings: dict[str, float], seed: int, train, val) -> dict:
 def _done(out: Path) -> set[str]:
     if not out.is_file():
         return set()
-    return {json.dumps([r["settings"], r["seed"]], sort_keys=True)
+    return {_key(r["settings"], r["seed"], r.get("arch", "lesson"))
             for r in map(json.loads, out.read_text().splitlines())}
+
+
+def _key(settings: dict[str, float], seed: int, arch: str) -> str:
+    return json.dumps([settings, seed] + ([] if arch == "lesson" else [arch]), sort_keys=True)
 
 
 def _changed(settings: dict[str, float]) -> str:
@@ -98,7 +107,8 @@ def print_table(out: Path) -> None:
     print("|---|---|---|---|---|---|")
     for r in map(json.loads, out.read_text().splitlines()):
         by_epoch = " ".join(f"{a:.2%}" for a in r["val_by_epoch"])
-        print(f"| {_changed(r['settings'])} | {r['seed']} | {r['settings']['epochs']} "
+        arch = "" if r.get("arch", "lesson") == "lesson" else f"arch {r['arch']}, "
+        print(f"| {arch}{_changed(r['settings'])} | {r['seed']} | {r['settings']['epochs']} "
               f"| {r['steps']} | **{r['val_accuracy']:.2%}** | {by_epoch} |")
 
 
@@ -108,6 +118,7 @@ def main() -> None:
     parser.add_argument("--vary", action="append", default=[], help="k=v1,v2,... (repeatable)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--arch", default="lesson", help="a named architecture or a JSON file")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/accurate_search.jsonl"))
     parser.add_argument("--table", action="store_true", help="print the results, train nothing")
     args = parser.parse_args()
@@ -127,12 +138,12 @@ def main() -> None:
     for combo in itertools.product(*axes):
         settings = {**base, **dict(combo)}
         for seed in (int(s) for s in args.seeds.split(",")):
-            if json.dumps([settings, seed], sort_keys=True) in done:
+            if _key(settings, seed, args.arch) in done:
                 continue
-            record = run_one(settings, seed, train, val)
+            record = run_one(settings, seed, train, val, args.arch)
             with args.out.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            print(f"{record['val_accuracy']:.4f}  seed {seed}  {_changed(settings)}  "
+            print(f"{record['val_accuracy']:.4f}  seed {seed}  {args.arch}  {_changed(settings)}  "
                   f"by epoch {record['val_by_epoch']}  {record['train_seconds']} s "
                   f"(load {record['loadavg']:.1f})", flush=True)
 
