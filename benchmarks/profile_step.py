@@ -29,6 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe", default="lesson", choices=list(RECIPES))
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--by-shape", action="store_true",
+                        help="one row per operator and input shapes (which layer costs what)")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
     bf16 = recipe.precision == "bf16" and bf16_supported(torch.device("cpu"))
@@ -57,10 +59,12 @@ def main() -> None:
     for t in range(11, 11 + args.steps):
         step(t)
     per_step = (time.perf_counter() - start) / args.steps
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=args.by_shape) as prof:
         for t in range(100, 100 + args.steps):
             step(t)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18))
+    table = prof.key_averages(group_by_input_shape=args.by_shape)
+    print(table.table(sort_by="self_cpu_time_total", row_limit=25 if args.by_shape else 18,
+                      max_name_column_width=40, max_shapes_column_width=70))
     rate = recipe.batch_size * TRAIN_FLOP_PER_IMAGE / per_step
     print(f"recipe {recipe.name}: batch {recipe.batch_size}, {'bf16' if bf16 else 'fp32'}, "
           f"{torch.get_num_threads()} threads: {per_step * 1e3:.2f} ms/step, "

@@ -6,6 +6,8 @@ sqrt(v + epsilon)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,71 @@ def test_named_optimizers_have_keras_defaults():
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(UsageError):
         OptimizerSpec(**{"name": "sgd", "learning_rate": 0.01, **kwargs})
+
+
+@pytest.mark.parametrize("spec", [OptimizerSpec(), OptimizerSpec("sgd", 0.01, momentum=0.9),
+                                  OptimizerSpec("rmsprop", 1e-3, momentum=0.5)],
+                         ids=["adam", "sgd", "rmsprop"])
+def test_a_saved_optimiser_goes_on_exactly(problem, spec):
+    """Six steps in one go equal three, a state_dict round trip into a new optimiser, and
+    three more: what a resumed checkpoint relies on."""
+    w0, grads, lrs = problem
+    straight = _run(spec, w0, grads[:6], lrs[:6])
+    param = torch.nn.Parameter(torch.tensor(w0))
+    first = spec.build([param])
+    for t in range(1, 4):
+        param.grad = torch.tensor(grads[t - 1])
+        first.param_groups[0]["lr"] = lrs[t - 1]
+        spec.step(first, t)
+    saved = torch.load(_roundtrip(first.state_dict()), weights_only=True)
+    second = spec.build([param])
+    second.load_state_dict(saved)
+    for t in range(4, 7):
+        param.grad = torch.tensor(grads[t - 1])
+        second.param_groups[0]["lr"] = lrs[t - 1]
+        spec.step(second, t)
+    np.testing.assert_array_equal(param.detach().numpy(), straight)
+
+
+def _roundtrip(state: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def test_adam_state_saved_by_torchs_own_adam_loads(problem):
+    """Earlier versions stepped torch.optim.Adam (with Keras' epsilon adjusted each step):
+    its state_dict loads, and the next step is Keras' rule from that state."""
+    w0, grads, _ = problem
+    param = torch.nn.Parameter(torch.tensor(w0))
+    old = torch.optim.Adam([param], lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    for g in grads[:3]:
+        param.grad = torch.tensor(g)
+        old.step()
+    state = old.state_dict()
+    m, v = (state["state"][0][k].numpy().copy() for k in ("exp_avg", "exp_avg_sq"))
+    w = param.detach().numpy().copy()
+    spec = OptimizerSpec()
+    new = spec.build([param])
+    new.load_state_dict(state)
+    param.grad = torch.tensor(grads[3])
+    spec.step(new, 4)
+    g = grads[3]
+    m, v = m + (g - m) * 0.1, v + (g * g - v) * 0.001
+    expected = w - 1e-3 * np.sqrt(1 - 0.999**4) / (1 - 0.9**4) * m / (np.sqrt(v) + 1e-7)
+    np.testing.assert_allclose(param.detach().numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_a_state_of_another_model_is_refused():
+    spec = OptimizerSpec()
+    big = spec.build([torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))])
+    big.param_groups[0]["params"][0].grad = torch.ones(3)
+    spec.step(big, 1)
+    small = spec.build([torch.nn.Parameter(torch.zeros(4))])
+    with pytest.raises(ValueError, match="2 parameters, the model 1"):
+        small.load_state_dict(big.state_dict())
+    wrong_shape = spec.build([torch.nn.Parameter(torch.zeros(4)),
+                              torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(ValueError, match="does not fit"):
+        wrong_shape.load_state_dict(big.state_dict())

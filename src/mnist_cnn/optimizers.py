@@ -109,7 +109,8 @@ class KerasOptimizer:
 
     def state_dict(self) -> dict[str, object]:
         index = {p: i for i, p in enumerate(self.params)}
-        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        group = {k: float(v) if isinstance(v, float) else v  # numpy floats do not unpickle
+                 for k, v in self.param_groups[0].items() if k != "params"}  # weights-only
         return {"state": {index[p]: dict(s) for p, s in self.state.items()},
                 "param_groups": [{**group, "params": list(range(len(self.params)))}]}
 
