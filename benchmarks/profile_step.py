@@ -1,6 +1,7 @@
 """Where a training step's time goes: torch.profiler over steps of the real loop's body.
 
-    .venv/bin/python benchmarks/profile_step.py [--recipe lesson|fast] [--steps 50]
+    .venv/bin/python benchmarks/profile_step.py [--recipe lesson|fast] [--steps 50] \
+        [--by-shape] [--glibc-default]
 
 Prints the operators that take the most CPU time (self time, so nothing is counted twice)
 and the split between forward, backward and the optimizer step, plus the FLOP-based
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mnist_cnn.config import RECIPES
-from mnist_cnn.device import bf16_supported
+from mnist_cnn.device import bf16_supported, keep_freed_memory
 from mnist_cnn.model import build_model
 from mnist_cnn.optimizers import OptimizerSpec
 
@@ -31,8 +32,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--by-shape", action="store_true",
                         help="one row per operator and input shapes (which layer costs what)")
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="leave glibc's trim and mmap thresholds alone (the loop raises them)")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
+    if not args.glibc_default:
+        keep_freed_memory()  # as train.run_epochs does
     bf16 = recipe.precision == "bf16" and bf16_supported(torch.device("cpu"))
     model = build_model("lesson", seed=0).to(memory_format=torch.channels_last)
     spec = OptimizerSpec.named(recipe.optimizer, recipe.lr)

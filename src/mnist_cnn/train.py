@@ -21,7 +21,7 @@ from mnist_cnn import distributed
 from mnist_cnn.augment import Augment, augment_generator, random_distort
 from mnist_cnn.checkpoint import TrainState
 from mnist_cnn.config import Recipe, TrainConfig
-from mnist_cnn.device import autocast, resolve_device, to_tensors, use_bf16
+from mnist_cnn.device import autocast, keep_freed_memory, resolve_device, to_tensors, use_bf16
 from mnist_cnn.errors import ModelFileError, TrainingError, UsageError
 from mnist_cnn.evaluate import evaluate_tensors
 from mnist_cnn.model import Net, build_model
@@ -252,6 +252,7 @@ def run_epochs(t: Training, x: torch.Tensor, y: torch.Tensor, plan: Plan,
     """Epochs `plan.first_epoch + 1 .. plan.epochs`, each reshuffled (Keras' fit); appends to
     `t.history` and calls `on_epoch(epoch)` after each completed epoch, and
     `on_checkpoint(completed epochs)` when a checkpoint is due inside one."""
+    keep_freed_memory()  # each step reuses the last one's memory (a third of a step here)
     steps_per_epoch = math.ceil(len(x) / plan.batch_size)
     total = plan.total_steps if plan.total_steps is not None else math.inf
     for epoch in range(plan.first_epoch, plan.epochs):
