@@ -41,8 +41,8 @@ def keep_freed_memory() -> bool:
     the kernel's zeroing of those pages again: a third of a `fast` step on this project's
     2-core machine (17.2 -> 11.7 ms/step with both thresholds raised; docs/BENCHMARKS.md).
     Raising them keeps the process at its peak memory, which is what training holds anyway,
-    so only training and evaluation call this (never the server). Process-wide and once;
-    False where the C library is not glibc (nothing is changed there)."""
+    so only training calls this (evaluation measured no faster; the server never does).
+    Process-wide and once; False where the C library is not glibc (nothing changes there)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:

@@ -105,7 +105,10 @@ class KerasOptimizer:
         raise NotImplementedError
 
     def _slot(self, p: torch.Tensor, key: str) -> torch.Tensor:
-        return self.state.setdefault(p, {}).setdefault(key, torch.zeros_like(p))
+        mine = self.state.setdefault(p, {})
+        if key not in mine:  # zeros at the first step only
+            mine[key] = torch.zeros_like(p)
+        return mine[key]
 
     def state_dict(self) -> dict[str, object]:
         index = {p: i for i, p in enumerate(self.params)}
