@@ -384,3 +384,17 @@ def test_the_fuzzing_budget_is_recorded():
     assert total >= 3000 and f"{total:,} examples in all" in doc
     for kind, count in EXAMPLES.items():
         assert f"| {count} |" in doc, kind
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda layers: layers[1].__setitem__("class_name", []),  # unhashable: once a TypeError
+    lambda layers: layers[0]["config"].__setitem__("batch_shape", 5),
+])
+def test_found_by_fuzzing_keras_configs_are_one_error(keras_members, mutate):
+    """Cases the fuzzer found, kept as plain tests so that they run every time."""
+    from mnist_cnn.interop import architecture_from_keras
+
+    config = json.loads(keras_members["config.json"])
+    mutate(config["config"]["layers"])
+    with pytest.raises(ArchitectureError):
+        architecture_from_keras(config)

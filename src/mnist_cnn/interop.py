@@ -56,10 +56,11 @@ def _layer(position: int, entry: Any) -> dict[str, Any] | None:
     name = cfg.get("name", "?")
     if kind == "InputLayer":
         shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-        if shape is not None and list(shape)[1:] not in ([28, 28, 1], [28, 28]):
-            raise ArchitectureError(f"input shape {shape[1:]}: mnist-cnn reads 28x28x1 images")
+        if shape is not None and (not isinstance(shape, (list, tuple))
+                                  or list(shape)[1:] not in ([28, 28, 1], [28, 28])):
+            raise ArchitectureError(f"input shape {shape!r}: mnist-cnn reads 28x28x1 images")
         return None
-    if kind not in _SETTINGS:
+    if not isinstance(kind, str) or kind not in _SETTINGS:  # a list here is a bad file too
         raise ArchitectureError(f"layer {position} ({name!r}) is a {kind}, which mnist-cnn "
                                 f"does not support; supported: {', '.join(LAYER_TYPES)}")
     for key, allowed in _DEFAULTS.items():
