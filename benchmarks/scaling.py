@@ -27,7 +27,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from mnist_cnn.config import RECIPES
-from mnist_cnn.device import autocast, bf16_supported
+from mnist_cnn.device import autocast, bf16_supported, keep_freed_memory
 from mnist_cnn.model import build_model
 from mnist_cnn.optimizers import OptimizerSpec
 
@@ -46,6 +46,7 @@ def _images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _steps(model, spec, opt, x, y, batch: int, steps: int, bf16: bool) -> float:
     """Seconds for `steps` steps of the loop's body, after 10 warm-up steps."""
+    keep_freed_memory()  # as train.run_epochs does
     gen = torch.Generator().manual_seed(0)
     for i in range(steps + 10):
         if i == 10:
