@@ -31,9 +31,9 @@ from mnist_cnn import data
 from mnist_cnn.augment import Augment
 from mnist_cnn.config import RECIPES, Recipe, TrainConfig
 from mnist_cnn.model import resolve_architecture
-from mnist_cnn.train import fit
+from mnist_cnn.train import fit, split_validation
 
-N_TRAIN = 50_000  # the first 50,000 training images train; the last 10,000 score
+VALIDATION = 1 / 6  # the first 50,000 training images train; the last 10,000 score
 SEARCH = "search"  # the recipe name the runs are registered under
 DEFAULTS: dict[str, float] = {
     # Recipe fields (the fast recipe's, with more epochs) ...
@@ -133,7 +133,7 @@ def main() -> None:
         _parse_pairs(f"{key}=0")
         axes.append([(key, _value(key, v)) for v in values.split(",")])
     (x, y), _ = data.load_data("mnist")  # the test images are never used here
-    train, val = (x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN:], y[N_TRAIN:])
+    train, val = split_validation(x, y, VALIDATION)
     done = _done(args.out)
     for combo in itertools.product(*axes):
         settings = {**base, **dict(combo)}

@@ -25,9 +25,9 @@ import torch
 
 from mnist_cnn import data
 from mnist_cnn.config import RECIPES, TrainConfig
-from mnist_cnn.train import fit
+from mnist_cnn.train import fit, split_validation
 
-N_TRAIN = 50_000  # the first 50,000 training images train; the last 10,000 score
+VALIDATION = 1 / 6  # the first 50,000 training images train; the last 10,000 score
 
 
 def run_one(share: float, seed: int, train, val) -> dict:
@@ -67,7 +67,7 @@ def main() -> None:
         return print_table(args.out)
     torch.set_num_threads(args.threads)
     (x, y), _ = data.load_data("mnist")  # the test images are never used here
-    train, val = (x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN:], y[N_TRAIN:])
+    train, val = split_validation(x, y, VALIDATION)
     done = set()
     if args.out.is_file():
         done = {(r["share"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())}
