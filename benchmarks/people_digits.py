@@ -43,7 +43,14 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from digits import FONT_DIR, GLYPH_SIZE, _float_image, _smooth, digit_set  # noqa: E402
+from digits import (  # noqa: E402
+    FONT_DIR,
+    GLYPH_SIZE,
+    _float_image,
+    _smooth,
+    contact_sheet,
+    digit_set,
+)
 
 SOURCES = ("digits", "pen2", "fonts2", "photo")
 DEFAULT_SEED = 1234
@@ -281,16 +288,16 @@ def _scan(canvas: np.ndarray, dark_ink: bool, rng: np.random.Generator) -> Image
     ink = rng.uniform(0.0, 0.35) if dark_ink else rng.uniform(0.75, 1.0)
     gray = paper + (ink - paper) * canvas
     gray = gray + rng.normal(0, rng.uniform(0, 0.03), size=canvas.shape)
-    img = _gray_image(gray)
+    img = _to_image(gray)
     if rng.random() < 0.5:
         colour = rng.uniform(0.2, 1.0, size=3)  # a blue, black or red pen
         rgb = paper + (ink - paper) * canvas[..., None] * (1 - 0.5 * (1 - colour))
-        img = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+        img = _to_image(rgb)
     return img
 
 
-def _gray_image(a: np.ndarray) -> Image.Image:
-    """An 8-bit image of values 0..1."""
+def _to_image(a: np.ndarray) -> Image.Image:
+    """An 8-bit image of values 0..1: gray for (H, W), RGB for (H, W, 3)."""
     return Image.fromarray(np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8))
 
 
@@ -308,7 +315,7 @@ def fonts2_digit(label: int, rng: np.random.Generator) -> Sample:
     paper = rng.uniform(0.75, 1.0) if dark_ink else rng.uniform(0.0, 0.25)
     ink = rng.uniform(0.0, 0.3) if dark_ink else rng.uniform(0.7, 1.0)
     gray = paper + (ink - paper) * canvas + rng.normal(0, rng.uniform(0, 0.04), canvas.shape)
-    img = _gray_image(gray)
+    img = _to_image(gray)
     if rng.random() < 0.4:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2) * side / 200))
     return Sample(img, label, dark_ink, "fonts2", font)
@@ -343,7 +350,7 @@ def photo_digit(label: int, rng: np.random.Generator) -> Sample:
     page = paper - rng.uniform(0.1, 0.2) * lines  # faint beside the ink
     gray = page + (ink - page) * canvas
     rgb = gray[..., None] * _shadow(side, rng)[..., None] * _light_colour(rng)
-    img = _perspective(_gray_image(rgb), rng)
+    img = _perspective(_to_image(rgb), rng)
     img = _motion_blur(img, rng)
     img = _sensor(img, height, rng)
     return Sample(img, label, True, "photo", f"{variant} {ruling}")
@@ -433,20 +440,6 @@ _RENDERERS: dict[str, Callable[[int, np.random.Generator], Sample]] = {
 }
 
 
-# --- looking at them ----------------------------------------------------------------------
-
-
-def contact_sheet(samples: list[Sample], cols: int = 20, cell: int = 64) -> Image.Image:
-    """A grid of colour thumbnails, in order (so each column shows one digit when `cols`
-    is a multiple of 10)."""
-    rows = -(-len(samples) // cols)
-    sheet = Image.new("RGB", (cols * cell, rows * cell), (128, 128, 128))
-    for i, s in enumerate(samples):
-        thumb = s.image.convert("RGB").resize((cell - 2, cell - 2), Image.Resampling.BOX)
-        sheet.paste(thumb, ((i % cols) * cell + 1, (i // cols) * cell + 1))
-    return sheet
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Contact sheets of every source.")
     parser.add_argument("out_dir", type=Path)
@@ -456,7 +449,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for source in SOURCES:
         path = args.out_dir / f"people_{source}.png"
-        contact_sheet(source_set(source, args.n, args.seed)).save(path)
+        contact_sheet(source_set(source, args.n, args.seed), mode="RGB").save(path)
         print(path)
 
 

@@ -214,12 +214,14 @@ def naive_28(image: Image.Image) -> np.ndarray:
     return np.asarray(small, dtype=np.uint8)
 
 
-def contact_sheet(samples: list[Sample], cols: int = 20, cell: int = 64) -> Image.Image:
-    """A grid of thumbnails, to look at what the tests feed in."""
+def contact_sheet(samples: list, cols: int = 20, cell: int = 64,
+                  mode: str = "L") -> Image.Image:
+    """A grid of thumbnails in order, to look at what the tests feed in (each column one
+    digit when `cols` is a multiple of 10); `mode` "RGB" keeps the colours."""
     rows = -(-len(samples) // cols)
-    sheet = Image.new("L", (cols * cell, rows * cell), 128)
+    sheet = Image.new(mode, (cols * cell, rows * cell), 128 if mode == "L" else (128,) * 3)
     for i, s in enumerate(samples):
-        thumb = s.image.convert("L").resize((cell - 2, cell - 2), Image.Resampling.BOX)
+        thumb = s.image.convert(mode).resize((cell - 2, cell - 2), Image.Resampling.BOX)
         sheet.paste(thumb, ((i % cols) * cell + 1, (i // cols) * cell + 1))
     return sheet
 
