@@ -40,6 +40,7 @@ def keep_freed_memory() -> bool:
     returns the top of its heap above a trim threshold, so every step paid page faults and
     the kernel's zeroing of those pages again: a third of a `fast` step on this project's
     2-core machine (17.2 -> 11.7 ms/step with both thresholds raised; docs/BENCHMARKS.md).
+    glibc's own dynamic threshold avoids some of this on other machines, not on all.
     Raising them keeps the process at its peak memory, which is what training holds anyway,
     so only training calls this (evaluation measured no faster; the server never does).
     Process-wide and once; False where the C library is not glibc (nothing changes there)."""
