@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace) -> None:
 def _validation_probabilities(run: str, tta: int) -> tuple[np.ndarray, np.ndarray]:
     """(10000, 10) probabilities of a run on the validation images, and their labels."""
     from mnist_cnn.checkpoint import load_model
-    from mnist_cnn.device import to_tensors
+    from mnist_cnn.device import to_tensors, use_bf16
     from mnist_cnn.evaluate import predict_logits
     from mnist_cnn.tta import with_tta
 
@@ -85,7 +85,8 @@ def _validation_probabilities(run: str, tta: int) -> tuple[np.ndarray, np.ndarra
     (x, y), _ = data.load_data(meta.dataset)
     _, (xv, yv) = split_validation(x, y, VALIDATION)
     xt, _ = to_tensors(xv, yv, torch.device("cpu"), channels_last=True)
-    logits = predict_logits(with_tta(model, tta), xt)
+    bf16 = use_bf16(meta.timing.precision, torch.device("cpu"))  # as `evaluate` scores it
+    logits = predict_logits(with_tta(model, tta), xt, bf16=bf16)
     return torch.softmax(logits, dim=1).numpy(), yv
 
 
