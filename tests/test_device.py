@@ -16,13 +16,13 @@ import pytest
 PROBE = """
 import ctypes, resource, sys, torch
 import torch.nn.functional as F
-from mnist_cnn.device import keep_freed_memory
+from mnist_cnn.device import _M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD, keep_freed_memory
 from mnist_cnn.model import build_model
 if sys.argv[1] == "keep":
     kept = keep_freed_memory()
 else:
     mallopt = ctypes.CDLL(None).mallopt
-    kept = bool(mallopt(-3, 128 * 1024) and mallopt(-1, 128 * 1024))
+    kept = bool(mallopt(_M_MMAP_THRESHOLD, 128 * 1024) and mallopt(_M_TRIM_THRESHOLD, 128 * 1024))
 torch.set_num_threads(1)
 model = build_model("lesson", seed=0).to(memory_format=torch.channels_last)
 x = torch.rand(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)

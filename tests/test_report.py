@@ -55,7 +55,8 @@ def test_confusion_matrix_is_the_models_on_the_whole_test_set(report, trained_ru
     assert np.array_equal(confusion, evaluate(model, *test_set).confusion)
 
 
-def _run_probabilities(run_dir: Path, images: np.ndarray) -> np.ndarray:
+@pytest.fixture(scope="module")
+def run_probabilities(trained_run, test_set) -> np.ndarray:
     """Test-set probabilities computed independently of the report, in the run's own
     precision as the report computes them (a bf16 run's answers differ from fp32's in the
     third decimal, and a borderline digit can change class)."""
@@ -65,20 +66,20 @@ def _run_probabilities(run_dir: Path, images: np.ndarray) -> np.ndarray:
     from mnist_cnn.evaluate import predict_logits
     from mnist_cnn.predict import Predictor
 
-    predictor = Predictor.from_run(run_dir)
-    x, _ = to_tensors(images, np.zeros(len(images), np.int64), torch.device("cpu"),
-                      channels_last=True)
+    images, labels = test_set
+    predictor = Predictor.from_run(trained_run)
+    x, _ = to_tensors(images, labels, torch.device("cpu"), channels_last=True)
     bf16 = use_bf16(predictor.meta.timing.precision, torch.device("cpu"))
     return torch.softmax(predict_logits(predictor.model, x, bf16=bf16).float(), 1).numpy()
 
 
-def test_every_mistake_shown_is_misclassified(report, trained_run, test_set):
+def test_every_mistake_shown_is_misclassified(report, run_probabilities, test_set):
     images, labels = test_set
     mistakes = report.data.mistakes
     wrong = report.test_count - int(np.trace(report.data.metrics.confusion))
     assert len(mistakes) == min(MISTAKES_SHOWN, wrong) > 0
     indices = [m.index for m in mistakes]
-    probabilities = _run_probabilities(trained_run, images)[indices]
+    probabilities = run_probabilities[indices]
     predicted = probabilities.argmax(1)
     assert np.all(predicted != labels[indices])
     assert [m.true for m in mistakes] == labels[indices].tolist()
@@ -88,11 +89,11 @@ def test_every_mistake_shown_is_misclassified(report, trained_run, test_set):
     assert shown == sorted(shown, reverse=True)  # the most confident first
 
 
-def test_the_right_answers_shown_are_each_classs_first_right_ones(report, trained_run,
+def test_the_right_answers_shown_are_each_classs_first_right_ones(report, run_probabilities,
                                                                  test_set):
     images, labels = test_set
     right = report.data.right
-    predicted = _run_probabilities(trained_run, images).argmax(1)
+    predicted = run_probabilities.argmax(1)
     want = [int(np.flatnonzero((labels == c) & (predicted == c))[rank])
             for rank in range(RIGHT_PER_CLASS) for c in range(10)]
     assert [r.index for r in right] == want  # a row of firsts, then a row of seconds
