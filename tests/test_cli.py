@@ -16,6 +16,16 @@ def test_version_and_help(capsys):
     assert "--recipe" in capsys.readouterr().out
 
 
+def test_train_help_gives_the_recipes_own_epochs(capsys):
+    # The help is written out (building the parser must not import torch), so it is
+    # checked against the recipe here.
+    from mnist_cnn.config import RECIPES
+
+    assert main(["train", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"accurate (the same network, {RECIPES['accurate'].epochs} epochs" in help_text
+
+
 def test_unknown_command_is_a_usage_error(capsys):
     assert main(["frobnicate"]) == 2
     assert "invalid choice" in capsys.readouterr().err
