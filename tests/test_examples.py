@@ -83,3 +83,19 @@ def test_the_lesson_notebook_runs_end_to_end(data_dir, monkeypatch):
     images = [out for cell in notebook.cells if cell.cell_type == "code"
               for out in cell.outputs if "image/png" in out.get("data", {})]
     assert len(images) == 1  # the feature maps figure
+
+
+@pytest.mark.parametrize("spec", sorted((EXAMPLES / "accuracy").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_the_accuracy_architectures_build_and_classify(spec):
+    # docs/ACCURACY.md names these files; each must stay a valid network for `--arch`.
+    import torch
+
+    from mnist_cnn.model import build_model, resolve_architecture
+
+    arch = resolve_architecture(str(spec))
+    assert arch.name == spec.stem
+    model = build_model(arch).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 1, 28, 28))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()

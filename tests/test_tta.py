@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_cnn.averaging import probabilities
+from mnist_cnn.averaging import copies_per_image, probabilities
 from mnist_cnn.checkpoint import save_model
 from mnist_cnn.cli import build_parser, main
 from mnist_cnn.errors import UsageError
+from mnist_cnn.evaluate import EVAL_BATCH, predict_logits
 from mnist_cnn.model import Architecture, build_model
 from mnist_cnn.predict import Predictor
 from mnist_cnn.tta import (
@@ -108,6 +109,25 @@ def test_tta_logits_give_back_the_mean_and_one_view_is_the_model_itself():
     with torch.inference_mode():
         assert torch.allclose(torch.softmax(tta(x), dim=1), tta.probabilities(x),
                               atol=ROUNDING, rtol=0)
+
+
+def test_evaluation_batches_hold_about_eval_batch_images_whatever_the_views():
+    # The views of a batch run as one forward pass; evaluation gives the model fewer images
+    # per call so that the pass stays near EVAL_BATCH images (9 x 256 images spilled past
+    # glibc's mmap threshold: 2.3x slower, docs/BENCHMARKS.md), with the same logits.
+    net = build_model(TINY, seed=0).eval()
+    seen: list[int] = []
+    net.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    x = torch.rand(3 * EVAL_BATCH // 2, 1, 28, 28)
+    tta = with_tta(net, 9)
+    assert tta.copies_per_image == 9 and copies_per_image(net) == 1
+    chunked = predict_logits(tta, x)
+    assert max(seen) <= EVAL_BATCH and sum(seen) == 9 * len(x)
+    with torch.inference_mode():
+        assert torch.allclose(chunked, tta(x), atol=ROUNDING, rtol=0)
+    seen.clear()
+    predict_logits(net, x)
+    assert seen == [EVAL_BATCH, len(x) - EVAL_BATCH]
 
 
 @pytest.mark.parametrize("n", [0, -1, MAX_TTA + 1])

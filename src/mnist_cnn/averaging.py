@@ -28,6 +28,10 @@ class Averaging(nn.Module):
     """A model answering with a mean of probabilities; subclasses define `probabilities`
     and `shown`."""
 
+    # How many images each input image becomes inside one forward pass (test-time
+    # augmentation runs its views as one batch), so callers can size their batches.
+    copies_per_image = 1
+
     @property
     def shown(self) -> Net:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -52,6 +56,11 @@ class Averaging(nn.Module):
         outputs = self.shown.forward_all(x)
         name, _ = outputs[-1]
         return [*outputs[:-1], (name, self(x))]
+
+
+def copies_per_image(model: nn.Module) -> int:
+    """How many images one input image becomes in `model`'s forward pass (1 for a network)."""
+    return model.copies_per_image if isinstance(model, Averaging) else 1
 
 
 def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

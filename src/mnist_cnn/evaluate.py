@@ -12,9 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_cnn.averaging import copies_per_image
 from mnist_cnn.device import to_tensors, use_bf16
 
-EVAL_BATCH = 256  # larger batches spill the activations out of cache: slower, not faster
+# Images per forward pass. Larger batches spill the activations out of cache (slower, not
+# faster), and past glibc's mmap threshold every pass pays page faults for fresh memory.
+EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,13 @@ class Metrics:
 def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH,
                    bf16: bool = False) -> torch.Tensor:
     """Logits for every image of `x` (N, 1, 28, 28) floats; `bf16` runs the layers in
-    bfloat16 autocast, as a bf16 recipe trained them."""
+    bfloat16 autocast, as a bf16 recipe trained them. A model that runs several copies of
+    each image (test-time augmentation) gets proportionally fewer images per call, so that
+    each forward pass stays at about `batch_size` images."""
     model.eval()
+    step = max(1, batch_size // copies_per_image(model))
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        return torch.cat([model(x[i:i + batch_size]).float()
-                          for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i:i + step]).float() for i in range(0, len(x), step)])
 
 
 def evaluate_tensors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_cnn.averaging import Averaging, probabilities, shown_network
+from mnist_cnn.averaging import Averaging, copies_per_image, probabilities, shown_network
 from mnist_cnn.errors import UsageError
 from mnist_cnn.model import Net
 
@@ -94,6 +94,10 @@ class TestTimeAugmentation(Averaging):
     @property
     def shown(self) -> Net:
         return shown_network(self.model)
+
+    @property
+    def copies_per_image(self) -> int:  # type: ignore[override]
+        return len(self.views) * copies_per_image(self.model)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         # One batch of every view: (views * B, ...) -> (views, B, classes) -> (B, classes)
