@@ -7,9 +7,9 @@ Four ways, each in its own process (glibc's settings are per process), alternati
 `--rounds` rounds: the views of `EVAL_BATCH` images in one forward pass (before
 2026-12-07: 9 x 256 images with `--tta 9`) or `EVAL_BATCH` images in all (now), each with
 glibc's default thresholds and with `device.keep_freed_memory()` (which training calls).
-Prints the wall time, the system time and the page faults of one
-evaluation of the test set (after one warm-up pass), and the median over the rounds; every
-way must give the same accuracy. docs/BENCHMARKS.md, "Evaluation's memory".
+Prints the wall time, the system time and the page faults of one evaluation of the test set
+(after one warm-up pass), and the median over the rounds; every way must give the same
+accuracy. docs/BENCHMARKS.md, "Evaluation and single-image prediction".
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ WAYS = {"views of 256 images, glibc default": ("old", "default"),
 CHILD = """
 import json, resource, sys, time
 from mnist_cnn.device import keep_freed_memory, to_tensors
-batch, memory, run, tta, images = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+batch, memory, run = sys.argv[1:4]
+tta, images = int(sys.argv[4]), int(sys.argv[5])
 if memory == "keep":
     keep_freed_memory()
 from mnist_cnn import data
