@@ -366,6 +366,8 @@ def test_the_served_page_answers_with_the_mean_and_says_so(ensemble, members, mn
         browser.close()
     assert problems == []
     assert line.startswith(f"an ensemble of {len(SEEDS)} networks")
+    every_member = len(SEEDS) * TINY.param_count()  # the count covers all the networks
+    assert line.endswith(f"{every_member:,} parameters in all")
     got = np.array([r["probabilities"] for r in results])
     x = torch.from_numpy(digits.astype(np.float32) / 255).unsqueeze(1)
     assert np.abs(got - _members_mean(members, x).numpy()).max() < 1e-4  # browser vs torch

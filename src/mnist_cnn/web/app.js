@@ -165,11 +165,14 @@
   // ---- the model ------------------------------------------------------------------------
   function describe() {
     const meta = info.meta || {}, acc = (meta.metrics || {}).test_accuracy;
-    const params = model.layers.reduce((sum, L) => sum + L.params, 0);
+    // every network's parameters: an ensemble's count is all of its members'
+    const params = [model, ...others].reduce(
+      (sum, net) => net.layers.reduce((s, L) => s + L.params, sum), 0);
     $("model-line").textContent = [meta.members > 1 && t("model.ensemble", { n: meta.members }),
       meta.dataset && t("model.dataset", { dataset: meta.dataset }),
       typeof acc === "number" && t("model.accuracy", { acc: MnistView.percent(acc) }),
-      t("model.params", { n: params.toLocaleString("en-US") })].filter(Boolean).join(" · ");
+      t(others.length ? "model.params_all" : "model.params",
+        { n: params.toLocaleString("en-US") })].filter(Boolean).join(" · ");
     $("summary").textContent = info.summary || "";
     MnistView.fitText($("summary"));
     const conv = model.layers.find((L) => L.type === "Conv2D");
