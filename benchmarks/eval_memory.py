@@ -28,7 +28,7 @@ WAYS = {"views of 256 images, glibc default": ("old", "default"),
 
 CHILD = """
 import json, resource, sys, time
-from mnist_cnn.device import keep_freed_memory, to_tensors
+from mnist_cnn.device import keep_freed_memory, to_tensors, use_bf16
 batch, memory, run = sys.argv[1:4]
 tta, images = int(sys.argv[4]), int(sys.argv[5])
 if memory == "keep":
@@ -36,7 +36,6 @@ if memory == "keep":
 from mnist_cnn import data
 from mnist_cnn.averaging import copies_per_image
 from mnist_cnn.checkpoint import load_model
-from mnist_cnn.device import use_bf16
 from mnist_cnn.evaluate import EVAL_BATCH, predict_logits
 from mnist_cnn.tta import with_tta
 model, meta = load_model(run)

@@ -74,7 +74,7 @@ def run_probabilities(trained_run, test_set) -> np.ndarray:
 
 
 def test_every_mistake_shown_is_misclassified(report, run_probabilities, test_set):
-    images, labels = test_set
+    _, labels = test_set
     mistakes = report.data.mistakes
     wrong = report.test_count - int(np.trace(report.data.metrics.confusion))
     assert len(mistakes) == min(MISTAKES_SHOWN, wrong) > 0
@@ -91,7 +91,7 @@ def test_every_mistake_shown_is_misclassified(report, run_probabilities, test_se
 
 def test_the_right_answers_shown_are_each_classs_first_right_ones(report, run_probabilities,
                                                                  test_set):
-    images, labels = test_set
+    _, labels = test_set
     right = report.data.right
     predicted = run_probabilities.argmax(1)
     want = [int(np.flatnonzero((labels == c) & (predicted == c))[rank])
