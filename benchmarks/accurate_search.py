@@ -40,7 +40,7 @@ DEFAULTS: dict[str, float] = {
     "epochs": 8, "batch_size": 128, "lr": 1e-2, "warmup": 0.2, "label_smoothing": 0.1,
     # ... and Augment fields (the earlier probe's ranges).
     "rotate": 10.0, "scale": 0.1, "shift": 0.1, "shear": 0.0, "elastic": 0.0,
-    "elastic_grid": 4,
+    "elastic_grid": 4, "until": 1.0,
 }
 _AUGMENT_KEYS = {f.name for f in fields(Augment)}
 _INT_KEYS = {"epochs", "batch_size", "elastic_grid"}

@@ -31,6 +31,20 @@ def test_the_augmentation_stream_is_saved_and_needed_to_resume():
         fit(cfg, tiny_mnist(64), state=states[0])
 
 
+@pytest.mark.parametrize("until, distorted", [(1.0, 4), (0.5, 2), (0.0, 0)])
+def test_only_the_first_share_of_the_steps_is_distorted(monkeypatch, until, distorted):
+    import mnist_cnn.train as train
+    batches = []
+    monkeypatch.setattr(train, "random_distort",
+                        lambda x, aug, g: batches.append(len(x)) or x)
+    accurate = RECIPES["accurate"]
+    monkeypatch.setitem(RECIPES, "accurate",
+                        replace(accurate, augment=replace(accurate.augment, until=until)))
+    cfg = TrainConfig(recipe="accurate", epochs=2, batch_size=32, device="cpu")
+    assert fit(cfg, tiny_mnist(64)).steps == 4
+    assert batches == [32] * distorted
+
+
 @pytest.mark.slow
 def test_a_short_accurate_run_on_real_mnist_clears_its_floor(mnist):
     # 300 steps (0.64 of an epoch, the whole one-cycle schedule compressed into them) gave

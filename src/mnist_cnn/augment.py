@@ -29,6 +29,7 @@ class Augment:
     shear: float = 0.0  # degrees, horizontal shear (slant, as handwriting varies)
     elastic: float = 0.0  # largest displacement of the smooth elastic field, in pixels
     elastic_grid: int = 4  # the field's control points per side: fewer is smoother
+    until: float = 1.0  # the share of the run's steps that distort; the steps after it are clean
 
     @property
     def active(self) -> bool:

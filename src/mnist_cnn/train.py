@@ -129,7 +129,8 @@ class Plan:
     checkpoint_seconds: float | None = None  # ... or every N seconds of training
     rank: int = 0  # under DDP: this process's part of every batch ...
     world: int = 1  # ... of this many (the batch is the global batch, split over the ranks)
-    augment: Augment | None = None  # distort each batch, drawing from Training.distort
+    augment: Augment | None = None  # distort each batch, drawing from Training.distort ...
+    augment_steps: int | None = None  # ... up to this many steps of the run (None: all)
 
 
 @dataclass
@@ -201,7 +202,8 @@ def train_epoch(t: Training, x: torch.Tensor, y: torch.Tensor, order: torch.Tens
         if plan.world > 1:
             idx, weight = distributed.shard(idx, plan.rank, plan.world)
         xb, yb = x[idx], y[idx]
-        if plan.augment is not None and t.distort is not None:
+        if plan.augment is not None and t.distort is not None and (
+                plan.augment_steps is None or t.steps < plan.augment_steps):
             xb = random_distort(xb, plan.augment, t.distort)
         with autocast(device, plan.bf16):
             logits = model(xb)
@@ -327,7 +329,9 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     plan = Plan(recipe.epochs, recipe.batch_size, bf16, recipe.label_smoothing, total_steps,
                 first_epoch=state.epoch if state is not None else 0,
                 checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                rank=here.rank, world=here.size, augment=recipe.augment)
+                rank=here.rank, world=here.size, augment=recipe.augment,
+                augment_steps=None if recipe.augment is None
+                else round(recipe.augment.until * total_steps))
     save = None if on_epoch is None else lambda epoch: on_epoch(t.snapshot(epoch, cfg))
     with distributed.guard():
         if here.size > 1:
