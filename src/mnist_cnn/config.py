@@ -4,7 +4,7 @@ configuration, validated when made, so a bad flag fails before any data is read.
 `lesson` is the lesson, faithfully: batch 32, 5 epochs, Adam(1e-3) with Keras' betas and
 epsilon, fp32, reshuffled every epoch. `fast` is the same network tuned for time to
 accuracy on a CPU; `accurate` is the same network again, trained longer on randomly
-distorted images.
+distorted images, then on clean ones.
 """
 
 from __future__ import annotations
