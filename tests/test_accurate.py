@@ -33,9 +33,8 @@ def test_the_augmentation_stream_is_saved_and_needed_to_resume():
 
 @pytest.mark.parametrize("until, distorted", [(1.0, 4), (0.5, 2), (0.0, 0)])
 def test_only_the_first_share_of_the_steps_is_distorted(monkeypatch, until, distorted):
-    import mnist_cnn.train as train
     batches = []
-    monkeypatch.setattr(train, "random_distort",
+    monkeypatch.setattr("mnist_cnn.train.random_distort",
                         lambda x, aug, g: batches.append(len(x)) or x)
     accurate = RECIPES["accurate"]
     monkeypatch.setitem(RECIPES, "accurate",

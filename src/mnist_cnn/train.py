@@ -129,8 +129,14 @@ class Plan:
     checkpoint_seconds: float | None = None  # ... or every N seconds of training
     rank: int = 0  # under DDP: this process's part of every batch ...
     world: int = 1  # ... of this many (the batch is the global batch, split over the ranks)
-    augment: Augment | None = None  # distort each batch, drawing from Training.distort ...
-    augment_steps: int | None = None  # ... up to this many steps of the run (None: all)
+    augment: Augment | None = None  # distort each batch, drawing from Training.distort
+
+    @property
+    def augment_steps(self) -> int | None:
+        """How many of the run's first steps are distorted (None: every one)."""
+        if self.augment is None or self.total_steps is None:
+            return None
+        return round(self.augment.until * self.total_steps)
 
 
 @dataclass
@@ -329,9 +335,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     plan = Plan(recipe.epochs, recipe.batch_size, bf16, recipe.label_smoothing, total_steps,
                 first_epoch=state.epoch if state is not None else 0,
                 checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                rank=here.rank, world=here.size, augment=recipe.augment,
-                augment_steps=None if recipe.augment is None
-                else round(recipe.augment.until * total_steps))
+                rank=here.rank, world=here.size, augment=recipe.augment)
     save = None if on_epoch is None else lambda epoch: on_epoch(t.snapshot(epoch, cfg))
     with distributed.guard():
         if here.size > 1:
