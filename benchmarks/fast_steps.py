@@ -1,14 +1,17 @@
 """How many steps the `fast` recipe needs, chosen on a validation split, never on the test set.
 
     MNIST_CNN_DATA=../shared/data .venv/bin/python benchmarks/fast_steps.py \\
-        --shares 0.75,0.85,1.0 --seeds 0,1,2,3,4 [--out benchmarks/fast_steps.jsonl] [--table]
+        --shares 0.75,0.85,1.0 --seeds 0,1,2,3,4 [--batch 128] [--lr 0.01] \\
+        [--out benchmarks/fast_steps.jsonl] [--table]
 
 Trains the `fast` recipe with the product's own loop (`train.fit`) on the first 50,000
 training images, for a share of one epoch (the one-cycle schedule is compressed to those
-steps, as `--max-steps` does), and scores the last 10,000. Each finished run is appended to
-`--out` as one JSON line; a run already there is not trained again. `--table` prints the
-mean validation accuracy of each share over its seeds. One thread by default, so that two
-searches can share the two cores; the times are not the product's (see benchmarks/speed.py).
+steps, as `--max-steps` does), and scores the last 10,000. `--batch` and `--lr` try the
+recipe with another batch size and peak learning rate (a share is of that batch's epoch).
+Each finished run is appended to `--out` as one JSON line; a run already there is not
+trained again. `--table` prints the mean validation accuracy of each setting over its
+seeds. One thread by default, so that two searches can share the two cores; the times are
+not the product's (see benchmarks/speed.py).
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ from mnist_cnn.train import fit, split_validation
 VALIDATION = 1 / 6  # the first 50,000 training images train; the last 10,000 score
 
 
-def run_one(share: float, seed: int, train, val) -> dict:
-    """One `fast` run of `share` of an epoch, scored on `val`."""
-    steps = math.ceil(share * math.ceil(len(train[0]) / RECIPES["fast"].batch_size))
-    result = fit(TrainConfig(recipe="fast", seed=seed, device="cpu", max_steps=steps),
-                 train, val)
-    return {"share": share, "seed": seed, "steps": result.steps,
+FAST = RECIPES["fast"]
+
+
+def run_one(share: float, seed: int, train, val, batch: int = FAST.batch_size,
+            lr: float = FAST.lr) -> dict:
+    """One `fast` run of `share` of an epoch at `batch` and peak `lr`, scored on `val`."""
+    steps = math.ceil(share * math.ceil(len(train[0]) / batch))
+    result = fit(TrainConfig(recipe="fast", seed=seed, device="cpu", max_steps=steps,
+                             batch_size=batch, lr=lr), train, val)
+    return {"share": share, "seed": seed, "batch": batch, "lr": lr, "steps": result.steps,
             "val_accuracy": result.history[-1]["val_accuracy"],
             "val_loss": result.history[-1]["val_loss"],
             "train_seconds": round(result.train_seconds, 1),
@@ -43,22 +50,32 @@ def run_one(share: float, seed: int, train, val) -> dict:
             "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def _setting(record: dict) -> tuple[int, float, float]:
+    """(batch, lr, share); records from before --batch and --lr are the recipe's own."""
+    return (record.get("batch", FAST.batch_size), record.get("lr", FAST.lr), record["share"])
+
+
 def print_table(out: Path) -> None:
-    """Mean validation accuracy by share over the recorded seeds."""
+    """Mean validation accuracy by setting over the recorded seeds."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    print("| share of an epoch | steps | seeds | validation accuracy, each seed | mean |")
-    print("|---|---|---|---|---|")
-    for share in sorted({r["share"] for r in rows}):
-        mine = sorted((r for r in rows if r["share"] == share), key=lambda r: r["seed"])
+    print("| batch | peak lr | share of an epoch | steps | seeds | validation accuracy, each seed "
+          "| mean |")
+    print("|---|---|---|---|---|---|---|")
+    for batch, lr, share in sorted({_setting(r) for r in rows}):
+        mine = sorted((r for r in rows if _setting(r) == (batch, lr, share)),
+                      key=lambda r: r["seed"])
         each = ", ".join(f"{r['val_accuracy']:.2%}" for r in mine)
         mean = statistics.fmean(r["val_accuracy"] for r in mine)
-        print(f"| {share:g} | {mine[0]['steps']} | {len(mine)} | {each} | **{mean:.2%}** |")
+        print(f"| {batch} | {lr:g} | {share:g} | {mine[0]['steps']} | {len(mine)} | {each} "
+              f"| **{mean:.2%}** |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shares", default="0.75,0.85,1.0")
     parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--batch", type=int, default=FAST.batch_size)
+    parser.add_argument("--lr", type=float, default=FAST.lr)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/fast_steps.jsonl"))
     parser.add_argument("--table", action="store_true", help="print the results, train nothing")
@@ -70,15 +87,17 @@ def main() -> None:
     train, val = split_validation(x, y, VALIDATION)
     done = set()
     if args.out.is_file():
-        done = {(r["share"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())}
+        done = {(*_setting(r), r["seed"])
+                for r in map(json.loads, args.out.read_text().splitlines())}
     for share in map(float, args.shares.split(",")):
         for seed in map(int, args.seeds.split(",")):
-            if (share, seed) in done:
+            if (args.batch, args.lr, share, seed) in done:
                 continue
-            record = run_one(share, seed, train, val)
+            record = run_one(share, seed, train, val, args.batch, args.lr)
             with args.out.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            print(f"{record['val_accuracy']:.4f}  share {share:g}  seed {seed}  "
+            print(f"{record['val_accuracy']:.4f}  batch {args.batch}  lr {args.lr:g}  "
+                  f"share {share:g}  seed {seed}  "
                   f"{record['steps']} steps  {record['train_seconds']} s", flush=True)
 
 
