@@ -3,7 +3,8 @@
     # one architecture and seed: trains on the first 50,000 training images, scores the last
     # 10,000, writes an ordinary run directory (no test figure in it) and one JSON line
     MNIST_CNN_DATA=../shared/data python benchmarks/accuracy_search.py train \\
-        --arch examples/accuracy/wide-bn.json --seed 0 --out runs/search [--log FILE.jsonl]
+        --arch examples/accuracy/wide-bn.json --seed 0 --out runs/search [--log FILE.jsonl] \\
+        [--augment elastic=1.5,...]
 
     # every trained run, every ensemble of them (up to --max-members), with and without
     # test-time augmentation: validation accuracy only
@@ -11,7 +12,8 @@
         [--tta 1,5,9] [--max-members 3]
 
 `train` uses the product's own loop (`run.train_run` is not used because it evaluates on the
-test set); the run's model.json holds the validation figures, so `mnist-cnn ensemble` and
+test set; `--augment` changes fields of the recipe's distortion, `Augment`); the run's
+model.json holds the validation figures, so `mnist-cnn ensemble` and
 `mnist-cnn evaluate` take it like any run. The test set is read only afterwards, once, by
 `mnist-cnn evaluate` on the chosen run and ensemble (see docs/ACCURACY.md).
 One torch thread: the machine is shared, and runs then take turns instead of fighting.
@@ -24,12 +26,14 @@ import itertools
 import json
 import os
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mnist_cnn import data
+from mnist_cnn.augment import Augment
 from mnist_cnn.checkpoint import RunMeta, Timing
 from mnist_cnn.config import RECIPES, TrainConfig
 from mnist_cnn.model import resolve_architecture
@@ -41,11 +45,27 @@ VALIDATION = 1 / 6  # the last 10,000 of the 60,000 training images
 DEFAULT_RECIPE = "accurate" if "accurate" in RECIPES else "fast"
 
 
+def _augment_changes(text: str) -> dict[str, float]:
+    """'elastic=1.5,rotate=10' -> the Augment fields to change."""
+    known = {f.name: f.type for f in fields(Augment)}
+    changes = dict(item.split("=", 1) for item in text.split(",") if item)
+    unknown = set(changes) - set(known)
+    if unknown:
+        raise SystemExit(f"unknown --augment fields: {', '.join(sorted(unknown))}")
+    return {k: int(v) if known[k] == "int" else float(v) for k, v in changes.items()}
+
+
 def _train(args: argparse.Namespace) -> None:
     arch = resolve_architecture(args.arch)
+    changes = _augment_changes(args.augment)
+    if changes:  # the run keeps its recipe's name; its hyperparameters say what changed
+        recipe = RECIPES[args.recipe]
+        RECIPES[args.recipe] = replace(recipe, augment=replace(recipe.augment or Augment(),
+                                                               **changes))
     cfg = TrainConfig(arch=arch, recipe=args.recipe, epochs=args.epochs, seed=args.seed,
                       validation_split=VALIDATION)
-    out = Path(args.out) / f"{arch.name}-e{cfg.resolved_recipe().epochs}-s{args.seed}"
+    tag = "".join(f"-{k}{v:g}" for k, v in changes.items())
+    out = Path(args.out) / f"{arch.name}-e{cfg.resolved_recipe().epochs}{tag}-s{args.seed}"
     if (out / "model.json").exists():
         print(f"{out}: already trained")
         return
@@ -62,7 +82,8 @@ def _train(args: argparse.Namespace) -> None:
                    versions=versions(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=cfg)
     write_run(out, result.model, meta, result.history)
     line = {"run": str(out), "arch": arch.name, "params": arch.param_count(),
-            "recipe": cfg.recipe, "epochs": len(result.history), "seed": args.seed,
+            "recipe": cfg.recipe, **({"augment": changes} if changes else {}),
+            "epochs": len(result.history), "seed": args.seed,
             "val_accuracy": last["val_accuracy"],
             "val_by_epoch": [round(h["val_accuracy"], 4) for h in result.history],
             "train_seconds": round(result.train_seconds, 1), "threads": torch.get_num_threads(),
@@ -119,6 +140,7 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="runs/search")
     t.add_argument("--log", help="append the result to this JSON-lines file")
+    t.add_argument("--augment", default="", help="k=v,... fields of the recipe's Augment")
     c = sub.add_parser("choose")
     c.add_argument("runs", nargs="+")
     c.add_argument("--tta", default="1")
