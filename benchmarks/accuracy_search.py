@@ -9,7 +9,7 @@
     # every trained run, every ensemble of them (up to --max-members), with and without
     # test-time augmentation: validation accuracy only
     MNIST_CNN_DATA=../shared/data python benchmarks/accuracy_search.py choose runs/search/* \\
-        [--tta 1,5,9] [--max-members 3]
+        [--tta 1,5,9] [--max-members 3] [--by-arch]
 
 `train` uses the product's own loop (`run.train_run` is not used because it evaluates on the
 test set; `--augment` changes fields of the recipe's distortion, `Augment`); the run's
@@ -95,8 +95,9 @@ def _train(args: argparse.Namespace) -> None:
             fh.write(json.dumps(line) + "\n")
 
 
-def _validation_probabilities(run: str, tta: int) -> tuple[np.ndarray, np.ndarray]:
-    """(10000, 10) probabilities of a run on the validation images, and their labels."""
+def _validation_probabilities(run: str, tta: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(10000, 10) probabilities of a run on the validation images, their labels, and the
+    run's architecture name."""
     from mnist_cnn.checkpoint import load_model
     from mnist_cnn.device import to_tensors, use_bf16
     from mnist_cnn.evaluate import predict_logits
@@ -108,15 +109,15 @@ def _validation_probabilities(run: str, tta: int) -> tuple[np.ndarray, np.ndarra
     xt, _ = to_tensors(xv, yv, torch.device("cpu"), channels_last=True)
     bf16 = use_bf16(meta.timing.precision, torch.device("cpu"))  # as `evaluate` scores it
     logits = predict_logits(with_tta(model, tta), xt, bf16=bf16)
-    return torch.softmax(logits, dim=1).numpy(), yv
+    return torch.softmax(logits, dim=1).numpy(), yv, model.arch.name
 
 
 def _choose(args: argparse.Namespace) -> None:
     runs = sorted(args.runs)
     for tta in (int(t) for t in args.tta.split(",")):
-        probs, labels = {}, None
+        probs, labels, archs = {}, None, {}
         for run in runs:
-            probs[run], labels = _validation_probabilities(run, tta)
+            probs[run], labels, archs[run] = _validation_probabilities(run, tta)
         rows = []
         for k in range(1, args.max_members + 1):
             for group in itertools.combinations(runs, k):
@@ -127,6 +128,24 @@ def _choose(args: argparse.Namespace) -> None:
             names = " + ".join(Path(r).name for r in group)
             print(f"tta {tta}: {accuracy:.2%} ({int(round((1 - accuracy) * len(labels)))} "
                   f"errors)  {names}")
+        if args.by_arch:
+            _print_by_make_up(rows, archs, tta)
+
+
+def _print_by_make_up(rows: list, archs: dict[str, str], tta: int) -> None:
+    """Each make-up (how many runs of each architecture), over every group of runs that has
+    it: the mean, lowest and highest validation accuracy. A make-up is a design one can
+    choose; a single group is also a draw of seeds."""
+    by: dict[tuple, list[float]] = {}
+    for accuracy, group in rows:
+        counts = {}
+        for run in group:
+            counts[archs[run]] = counts.get(archs[run], 0) + 1
+        by.setdefault(tuple(sorted(counts.items())), []).append(accuracy)
+    for make_up, accs in sorted(by.items(), key=lambda kv: -float(np.mean(kv[1]))):
+        what = " + ".join(f"{n} {arch}" for arch, n in make_up)
+        print(f"tta {tta}: mean {np.mean(accs):.3%} (lowest {min(accs):.2%}, highest "
+              f"{max(accs):.2%}, {len(accs)} groups)  {what}")
 
 
 def main() -> None:
@@ -146,6 +165,8 @@ def main() -> None:
     c.add_argument("--tta", default="1")
     c.add_argument("--max-members", type=int, default=3)
     c.add_argument("--show", type=int, default=8)
+    c.add_argument("--by-arch", action="store_true",
+                   help="also each make-up (runs per architecture) over all its groups")
     args = parser.parse_args()
     (_train if args.command == "train" else _choose)(args)
 
