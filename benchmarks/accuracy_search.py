@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -138,9 +139,7 @@ def _print_by_make_up(rows: list, archs: dict[str, str], tta: int) -> None:
     choose; a single group is also a draw of seeds."""
     by: dict[tuple, list[float]] = {}
     for accuracy, group in rows:
-        counts = {}
-        for run in group:
-            counts[archs[run]] = counts.get(archs[run], 0) + 1
+        counts = Counter(archs[run] for run in group)
         by.setdefault(tuple(sorted(counts.items())), []).append(accuracy)
     for make_up, accs in sorted(by.items(), key=lambda kv: -float(np.mean(kv[1]))):
         what = " + ".join(f"{n} {arch}" for arch, n in make_up)
