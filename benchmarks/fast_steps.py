@@ -40,7 +40,7 @@ def run_one(share: float, seed: int, train, val, batch: int = FAST.batch_size,
             lr: float = FAST.lr) -> dict:
     """One `fast` run of `share` of an epoch at `batch` and peak `lr`, scored on `val`."""
     steps = math.ceil(share * math.ceil(len(train[0]) / batch))
-    result = fit(TrainConfig(recipe="fast", seed=seed, device="cpu", max_steps=steps,
+    result = fit(TrainConfig(recipe="fast", seed=seed, device="cpu", epochs=1, max_steps=steps,
                              batch_size=batch, lr=lr), train, val)
     return {"share": share, "seed": seed, "batch": batch, "lr": lr, "steps": result.steps,
             "val_accuracy": result.history[-1]["val_accuracy"],
@@ -51,8 +51,8 @@ def run_one(share: float, seed: int, train, val, batch: int = FAST.batch_size,
 
 
 def _setting(record: dict) -> tuple[int, float, float]:
-    """(batch, lr, share); records from before --batch and --lr are the recipe's own."""
-    return (record.get("batch", FAST.batch_size), record.get("lr", FAST.lr), record["share"])
+    """(batch, lr, share); records from before --batch and --lr ran at batch 128, lr 0.01."""
+    return (record.get("batch", 128), record.get("lr", 0.01), record["share"])
 
 
 def print_table(out: Path) -> None:

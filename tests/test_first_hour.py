@@ -100,7 +100,7 @@ def test_the_fast_recipe_explains_its_training_loss_and_max_steps(data_dir, tmp_
                  str(data_dir), "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "includes label smoothing 0.1" in out and "plain cross-entropy" in out
-    assert "Stopped by --max-steps 5 in epoch 1 of 1 (5 of 469 steps)." in out
+    assert "Stopped by --max-steps 5 in epoch 1 of 1 (5 of 376 steps)." in out
     assert main(["train", "--max-steps", "3", "--data-dir", str(data_dir),
                  "--out", str(tmp_path / "lesson")]) == 0
     out = capsys.readouterr().out
@@ -125,6 +125,11 @@ def test_one_test_loss_everywhere_in_bf16(data_dir, tmp_path, monkeypatch, capsy
     evaluated = json.loads(capsys.readouterr().out)["loss"]
     reported = compute_report(run_dir).metrics.loss  # what the report shows
     assert meta["metrics"]["test_loss"] == evaluated == reported
+    import torch
+
+    from mnist_cnn.checkpoint import load_model  # evaluated in the layout training holds
+    convs = [p for p in load_model(run_dir)[0].parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
 
 
 def test_help_words_and_descriptions(capsys):

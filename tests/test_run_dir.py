@@ -16,6 +16,7 @@ import pytest
 from clirun import clean_env, cli, run, sliced_train
 from mnist_cnn import checkpoint
 from mnist_cnn.cli import main
+from mnist_cnn.config import TrainConfig, planned_steps
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "keras"
 
@@ -257,7 +258,9 @@ def test_sigkill_after_the_first_checkpoint_never_mixes_runs(data_dir, tmp_path)
 
 
 def test_ctrl_c_inside_the_only_epoch_leaves_a_checkpoint_to_resume(data_dir, tmp_path):
-    """The fast recipe is one epoch: checkpoints inside it make Ctrl-C resumable."""
+    """The fast recipe is less than one epoch: checkpoints inside it make Ctrl-C resumable."""
+    steps = planned_steps(TrainConfig(recipe="fast", batch_size=32).resolved_recipe(), 8192)
+    assert steps == 205  # 0.8 of the 256 steps of 32 images
     run_dir = tmp_path / "fast"
     env = clean_env(tmp_path, MNIST_CNN_DATA=str(data_dir))
     cmd = sliced_train("--recipe", "fast", "--batch-size", "32", "--device", "cpu",
@@ -269,9 +272,9 @@ def test_ctrl_c_inside_the_only_epoch_leaves_a_checkpoint_to_resume(data_dir, tm
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err
     state = checkpoint.load_state(run_dir)  # moved into place: the folder was new
-    assert state.epoch == 0 and 0 < state.progress["step"] < 256
+    assert state.epoch == 0 and 0 < state.progress["step"] < steps
     assert f"(epoch 1, step {state.progress['step']}) is saved in {run_dir}." in err
     done = run(sliced_train("--resume", run_dir, n=8192), env=env)
     assert done.returncode == 0, done.stderr
     assert "Epoch 1/1" in done.stdout and len(checkpoint.read_history(run_dir)) == 1
-    assert checkpoint.load_model(run_dir)[1].timing.steps == 256
+    assert checkpoint.load_model(run_dir)[1].timing.steps == steps

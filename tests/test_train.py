@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import tiny_mnist
-from mnist_cnn.config import RECIPES, TrainConfig
+from mnist_cnn.config import RECIPES, TrainConfig, planned_steps
 from mnist_cnn.errors import TrainingError, UsageError
 from mnist_cnn.model import count_params
 from mnist_cnn.optimizers import OptimizerSpec
@@ -52,6 +52,19 @@ def test_the_default_recipe_is_the_lesson():
 def test_flags_override_the_recipe():
     recipe = TrainConfig(recipe="fast", epochs=7, lr=0.01).resolved_recipe()
     assert (recipe.epochs, recipe.lr, recipe.batch_size) == (7, 0.01, RECIPES["fast"].batch_size)
+
+
+def test_fast_takes_its_share_of_an_epoch_and_epochs_ask_for_whole_ones():
+    fast = TrainConfig(recipe="fast").resolved_recipe()
+    assert planned_steps(fast, 60_000) == 376  # ceil(0.8 * 469)
+    assert planned_steps(fast, 60_000, max_steps=5) == 5
+    assert planned_steps(fast, 1) == 1
+    assert planned_steps(TrainConfig(recipe="fast", epochs=2).resolved_recipe(), 60_000) == 938
+    assert planned_steps(TrainConfig().resolved_recipe(), 60_000) == 5 * 1875
+    x, y = tiny_mnist(1280)  # 10 steps of 128 in an epoch; the recipe takes 8 of them
+    result = fit(TrainConfig(recipe="fast"), (x, y))
+    assert result.steps == 8 and len(result.history) == 1
+    assert result.hyperparameters["steps_share"] == 0.8
 
 
 def test_unknown_recipe_lists_valid_ones():

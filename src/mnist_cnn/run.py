@@ -9,7 +9,6 @@ so every run directory has the same files, whoever made it.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -20,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from mnist_cnn import checkpoint
 from mnist_cnn.checkpoint import RunMeta, Timing, TrainState
-from mnist_cnn.config import TrainConfig
+from mnist_cnn.config import TrainConfig, planned_steps
 from mnist_cnn.errors import OutputError, TrainingError, UsageError
 from mnist_cnn.evaluate import Metrics, evaluate
 from mnist_cnn.files import atomic_write_text, reason
@@ -209,9 +207,9 @@ def train_into(target: Target, cfg: TrainConfig, data: TrainingData,
     result = fit(cfg, data.train, data.val, reporter, target.state,
                  on_epoch=lambda s: checkpoint.save_state(target.staging, s),
                  checkpoint_seconds=CHECKPOINT_SECONDS)
-    # Evaluated as `evaluate` will see it once loaded (plain memory layout): in bf16 the
-    # channels-last kernels round differently, and model.json would hold another loss.
-    result.model.to(memory_format=torch.contiguous_format)
+    # Evaluated as `evaluate` will see it once loaded (checkpoint.INFERENCE_LAYOUT): in
+    # bf16 each layout's kernels round differently, and model.json would hold another loss.
+    result.model.to(memory_format=checkpoint.INFERENCE_LAYOUT)
     start = time.perf_counter()
     test = evaluate(result.model, *data.test, result.precision)
     test_seconds = time.perf_counter() - start
@@ -227,7 +225,7 @@ def train_into(target: Target, cfg: TrainConfig, data: TrainingData,
     write_run_files(target.staging, result.model, meta, result.history)
     target.folder.commit()
     recipe = cfg.resolved_recipe()
-    planned = math.ceil(len(data.train[0]) / recipe.batch_size) * recipe.epochs
+    planned = planned_steps(recipe, len(data.train[0]))
     return RunOutcome(target.run_dir, result, test, test_seconds, planned)
 
 

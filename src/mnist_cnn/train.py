@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from mnist_cnn import distributed
 from mnist_cnn.augment import Augment, augment_generator, random_distort
 from mnist_cnn.checkpoint import TrainState
-from mnist_cnn.config import Recipe, TrainConfig
+from mnist_cnn.config import Recipe, TrainConfig, planned_steps
 from mnist_cnn.device import autocast, keep_freed_memory, resolve_device, to_tensors, use_bf16
 from mnist_cnn.errors import ModelFileError, TrainingError, UsageError
 from mnist_cnn.evaluate import evaluate_tensors
@@ -320,9 +320,7 @@ def fit(cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray],
     model = build_model(cfg.arch, seed=cfg.seed).to(device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    total_steps = math.ceil(len(x) / recipe.batch_size) * recipe.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
+    total_steps = planned_steps(recipe, len(x), cfg.max_steps)
     spec = OptimizerSpec.named(recipe.optimizer, recipe.lr)
     t = Training.start(model, spec, schedule(recipe, total_steps), cfg.seed)
     t.distort = augment_generator(recipe.augment, cfg.seed)  # None unless the recipe augments
