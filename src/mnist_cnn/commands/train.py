@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="lesson (the lesson's settings, default), fast (the "
                    "same network, 99%% in 0.8 of an epoch) or accurate (the same network, 12 "
                    "epochs: 10 on randomly distorted images, then 2 on clean ones)")
-    p.add_argument("--epochs", type=int, help="passes over the training set (recipe's default)")
+    p.add_argument("--epochs", type=int, help="whole passes over the training set (recipe's "
+                   "default; fast takes 0.8 of one)")
     p.add_argument("--batch-size", type=int, help="images per step (recipe's default)")
     p.add_argument("--lr", type=float, help="learning rate (recipe's default)")
     p.add_argument("--optimizer", help="adam (default), sgd or rmsprop, with Keras' defaults "
