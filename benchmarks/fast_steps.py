@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from mnist_cnn import data
-from mnist_cnn.config import RECIPES, TrainConfig
+from mnist_cnn.config import RECIPES, TrainConfig, planned_steps
 from mnist_cnn.train import fit, split_validation
 
 VALIDATION = 1 / 6  # the first 50,000 training images train; the last 10,000 score
@@ -39,7 +39,8 @@ FAST = RECIPES["fast"]
 def run_one(share: float, seed: int, train, val, batch: int = FAST.batch_size,
             lr: float = FAST.lr) -> dict:
     """One `fast` run of `share` of an epoch at `batch` and peak `lr`, scored on `val`."""
-    steps = math.ceil(share * math.ceil(len(train[0]) / batch))
+    steps = planned_steps(replace(FAST, epochs=1, batch_size=batch, steps_share=share),
+                          len(train[0]))
     result = fit(TrainConfig(recipe="fast", seed=seed, device="cpu", epochs=1, max_steps=steps,
                              batch_size=batch, lr=lr), train, val)
     return {"share": share, "seed": seed, "batch": batch, "lr": lr, "steps": result.steps,
