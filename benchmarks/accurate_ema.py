@@ -9,7 +9,8 @@ training images and, alongside it, keeps
 
 - exponential moving averages of the weights, one per decay, updated after every optimiser
   step ("ema D"); a network with BatchNormalization has its moving statistics averaged the
-  same way, as the weights they belong to ("ema D+bn": measured afresh instead, below);
+  same way, as the weights they belong to (with `--swa`, also "ema D+bn": the
+  statistics measured afresh instead, as below);
 - with `--swa K,...`, the mean of the weights at the ends of the last K epochs ("swa K",
   stochastic weight averaging over the annealed end of the one-cycle schedule), whose
   BatchNormalization statistics are then measured afresh on the 50,000 training images (an
