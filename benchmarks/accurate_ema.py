@@ -45,15 +45,16 @@ from mnist_cnn.optimizers import OptimizerSpec
 from mnist_cnn.train import Training, fit, split_validation
 
 
-def _floats(model: torch.nn.Module) -> list[torch.Tensor]:
-    """The model's weights and BatchNormalization statistics, as live tensors."""
-    return [t for t in model.state_dict().values() if t.is_floating_point()]
+def _floats(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The weights and BatchNormalization statistics of a state dict (a model's own
+    `state_dict()` holds them as live tensors)."""
+    return [t for t in state.values() if t.is_floating_point()]
 
 
 def _with(model: torch.nn.Module, values: list[torch.Tensor]) -> torch.nn.Module:
     copied = copy.deepcopy(model)
     with torch.no_grad():
-        for t, v in zip(_floats(copied), values, strict=True):
+        for t, v in zip(_floats(copied.state_dict()), values, strict=True):
             t.copy_(v)
     return copied
 
@@ -93,22 +94,21 @@ def main() -> None:
     decays = [float(d) for d in args.decays.split(",") if d]
     swa = [int(k) for k in args.swa.split(",") if k]
     averages: dict[float, list[torch.Tensor]] = {}
-    live: list[torch.nn.Module] = []  # the model being trained
+    live: list[torch.Tensor] = []  # the trained model's weights and statistics, live
     plain_step, plain_start = OptimizerSpec.step, Training.start.__func__
 
     def start_and_remember(cls, model, *rest):
-        live[:] = [model]
+        live[:] = _floats(model.state_dict())  # updated in place by every step
         return plain_start(cls, model, *rest)
 
     def step_and_average(spec: OptimizerSpec, optimizer, n: int) -> None:
         plain_step(spec, optimizer, n)
-        values = [t.detach() for t in _floats(live[0])]
         with torch.no_grad():
             for decay in decays:
                 if decay in averages:
-                    torch._foreach_lerp_(averages[decay], values, 1 - decay)
+                    torch._foreach_lerp_(averages[decay], live, 1 - decay)
                 else:
-                    averages[decay] = [v.clone() for v in values]
+                    averages[decay] = [v.clone() for v in live]
 
     Training.start = classmethod(start_and_remember)
     OptimizerSpec.step = step_and_average  # the loop calls spec.step after every batch
@@ -123,8 +123,7 @@ def main() -> None:
         ends: list[list[torch.Tensor]] = []  # the weights at each epoch's end
 
         def keep(state, ends=ends) -> None:
-            ends.append([v.detach().clone() for v in state.model.values()
-                         if v.is_floating_point()])
+            ends.append([v.detach().clone() for v in _floats(state.model)])
 
         began = time.perf_counter()
         result = fit(TrainConfig(arch=arch, recipe="accurate", seed=seed, epochs=args.epochs,
